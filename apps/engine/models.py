@@ -1,0 +1,169 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    SKIPPED = "skipped"
+
+
+TERMINAL_EXECUTION = frozenset({"succeeded", "failed", "cancelled", "compensated", "skipped"})
+
+
+class RunStatus(models.TextChoices):
+    READY = "ready"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN = frozenset({"ready", "running", "waiting"})
+
+
+class Execution(models.Model):
+    """One run of a pinned workflow version. The database row is the truth."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey("workflows.WorkflowDefinition", on_delete=models.PROTECT,
+                                   related_name="executions")
+    version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT,
+                                related_name="executions")
+    status = models.CharField(max_length=16, choices=ExecutionStatus.choices,
+                              default=ExecutionStatus.PENDING)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    priority = models.SmallIntegerField(default=5)
+    queue = models.CharField(max_length=32, default="default")
+    client_id = models.CharField(max_length=128, blank=True, db_index=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    # Progress, kept up to date by the same transaction that moves the execution.
+    current_nodes = models.JSONField(default=list, blank=True)
+    completed_nodes = models.PositiveIntegerField(default=0)
+    total_nodes = models.PositiveIntegerField(default=0)
+    # Events get gap-free sequence numbers under the execution's row lock.
+    last_seq = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"],
+                                    condition=Q(idempotency_key__isnull=False),
+                                    name="execution_unique_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="execution_status_created"),
+            models.Index(fields=["definition", "-created_at"], name="execution_def_created"),
+            models.Index(fields=["-created_at"], name="execution_created"),
+            models.Index(fields=["deadline"], name="execution_deadline_active",
+                         condition=Q(deadline__isnull=False,
+                                     status__in=["pending", "running", "waiting"])),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_EXECUTION
+
+    @property
+    def percent(self) -> int:
+        if not self.total_nodes:
+            return 100 if self.is_terminal else 0
+        return min(100, round(100 * self.completed_nodes / self.total_nodes))
+
+
+class NodeRun(models.Model):
+    """One attempt of one node. Unique per (execution, node, attempt)."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE,
+                                  related_name="node_runs")
+    node_id = models.CharField(max_length=64)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=RunStatus.choices,
+                              default=RunStatus.READY)
+    # Copied from the execution so the claim query reads one table.
+    priority = models.SmallIntegerField(default=5)
+    queue = models.CharField(max_length=32, default="default")
+    # A compensating run undoes a completed node while the execution compensates.
+    compensation = models.BooleanField(default=False)
+    output = models.JSONField(null=True, blank=True)
+    error_class = models.CharField(max_length=16, blank=True)
+    error_message = models.TextField(blank=True)
+    retryable = models.BooleanField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)  # back-off of a retry
+    wake_at = models.DateTimeField(null=True, blank=True)  # a parked (WAITING) run
+    wake_output = models.JSONField(null=True, blank=True)
+    # The lease: who runs it, until when, and the fencing token its result must carry.
+    worker = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.PositiveBigIntegerField(default=0)
+    lease_losses = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "node_id", "attempt"],
+                                    name="noderun_unique_attempt"),
+        ]
+        indexes = [
+            # The claim query: READY runs by priority then age.
+            models.Index(fields=["-priority", "id"], name="noderun_ready_claim",
+                         condition=Q(status="ready")),
+            models.Index(fields=["wake_at"], name="noderun_waiting_wake",
+                         condition=Q(status="waiting")),
+            models.Index(fields=["lease_expires_at"], name="noderun_running_lease",
+                         condition=Q(status="running")),
+            models.Index(fields=["status", "-created_at"], name="noderun_status_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.node_id}#{self.attempt} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.execution_id}:{self.node_id}:{self.attempt}"
+
+
+class ExecutionEvent(models.Model):
+    """Append-only event log: live progress, reconnect-and-replay, audit."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=48)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "seq"], name="event_unique_seq"),
+        ]
+
+    def __str__(self):
+        return f"{self.execution_id}#{self.seq} {self.type}"

@@ -1,0 +1,166 @@
+"""Starting executions: one service used by the API, admin, CLI and schedules.
+
+Start resolves the version, validates the input, writes the Execution, its
+entry node runs and events in one transaction, and only on commit wakes workers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import jsonschema
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.engine.errors import InputInvalid, NotFound
+from apps.engine.models import TERMINAL_EXECUTION, Execution
+from apps.engine.transitions import Batch, ExecutionState, update_progress
+from apps.engine.wakeup import wake_on_commit
+from apps.workflows import services as workflows
+from apps.workflows.models import WorkflowVersion
+from apps.workflows.specs import graph_of
+
+
+@dataclass
+class StartRequest:
+    """What to run: exactly one of `workflow` (slug), `version_id` or `definition`."""
+
+    workflow: str | None = None
+    version_id: int | None = None
+    definition: dict | None = None
+    input: dict = field(default_factory=dict)
+    priority: int = 5
+    queue: str = "default"
+    client_id: str = ""
+    idempotency_key: str | None = None
+    deadline_s: float | None = None
+    user: object = None
+
+
+def resolve_version(request: StartRequest) -> WorkflowVersion:
+    given = [x is not None for x in (request.workflow, request.version_id, request.definition)]
+    if sum(given) != 1:
+        raise InputInvalid("give exactly one of workflow, version_id or definition")
+    if request.workflow is not None:
+        return workflows.current_version(request.workflow)
+    if request.version_id is not None:
+        version = WorkflowVersion.objects.select_related("definition").filter(
+            pk=request.version_id).first()
+        if version is None:
+            raise NotFound(f"no workflow version {request.version_id}")
+        return version
+    return workflows.adhoc_version(request.definition, author=request.user)
+
+
+def check_input(version: WorkflowVersion, data) -> None:
+    if not isinstance(data, dict):
+        raise InputInvalid("input must be a JSON object")
+    size = len(json.dumps(data))
+    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
+        raise InputInvalid(f"input is {size} bytes, more than "
+                           f"{settings.BRAID['MAX_PAYLOAD_BYTES']}")
+    schema = graph_of(version).input_schema
+    if schema:
+        validator = jsonschema.Draft202012Validator(schema)
+        problems = [{"where": "input/" + "/".join(str(p) for p in e.path), "node": None,
+                     "message": e.message}
+                    for e in sorted(validator.iter_errors(data), key=lambda e: list(e.path))]
+        if problems:
+            raise InputInvalid(f"input does not match the workflow's input_schema "
+                               f"({len(problems)} problem(s))", problems)
+
+
+def _check_request(request: StartRequest) -> None:
+    if not (0 <= request.priority <= 9):
+        raise InputInvalid("priority must be from 0 to 9")
+    if request.deadline_s is not None and request.deadline_s <= 0:
+        raise InputInvalid("deadline_s must be positive")
+
+
+def start_execution(request: StartRequest) -> Execution:
+    """Start one execution; the same idempotency key returns the same execution."""
+    _check_request(request)
+    if request.idempotency_key:
+        existing = Execution.objects.filter(idempotency_key=request.idempotency_key).first()
+        if existing:
+            return existing
+    version = resolve_version(request)
+    check_input(version, request.input)
+    try:
+        with transaction.atomic():
+            (execution,) = _create([(version, request)])
+    except IntegrityError:
+        if request.idempotency_key:  # a concurrent start with the same key won
+            return Execution.objects.get(idempotency_key=request.idempotency_key)
+        raise
+    return execution
+
+
+def start_many(requests: list[StartRequest]) -> list[Execution]:
+    """Start many executions in one transaction (bursts, benchmarks, fan-out)."""
+    pairs = []
+    for request in requests:
+        _check_request(request)
+        version = resolve_version(request)
+        check_input(version, request.input)
+        pairs.append((version, request))
+    with transaction.atomic():
+        return _create(pairs)
+
+
+def _create(pairs) -> list[Execution]:
+    """Write executions, entry runs and events; wake workers once on commit."""
+    batch = Batch()
+    executions = []
+    for version, request in pairs:
+        graph = graph_of(version)
+        deadline_s = request.deadline_s or graph.deadline_s
+        execution = Execution(
+            id=uuid.uuid4(), definition_id=version.definition_id, version=version,
+            input=request.input, priority=request.priority, queue=request.queue,
+            client_id=request.client_id, idempotency_key=request.idempotency_key or None,
+            deadline=batch.now + timedelta(seconds=deadline_s) if deadline_s else None,
+            created_by=request.user if getattr(request.user, "pk", None) else None,
+            total_nodes=len(graph.forward_nodes), created_at=batch.now)
+        executions.append(execution)
+    Execution.objects.bulk_create(executions)
+    for execution in executions:
+        state = ExecutionState(execution, [])
+        batch.event(execution, "execution.created", {
+            "workflow": execution.version.definition.slug, "version": execution.version_id,
+            "number": execution.version.number})
+        for node_id in state.graph.entry_nodes:
+            batch.add_run(state, node_id)
+        update_progress(batch, state)
+    batch.flush()
+    wake_on_commit()
+    return executions
+
+
+def wait_for(execution_id, timeout_s: float) -> Execution:
+    """Poll until the execution is finished or `timeout_s` passed; return it either way."""
+    end = time.monotonic() + timeout_s
+    pause = 0.002
+    while True:
+        status = Execution.objects.filter(pk=execution_id).values_list(
+            "status", flat=True).first()
+        if status is None:
+            raise NotFound(f"no execution {execution_id}")
+        if status in TERMINAL_EXECUTION or time.monotonic() >= end:
+            return Execution.objects.select_related("version__definition").get(
+                pk=execution_id)
+        time.sleep(min(pause, max(0.0, end - time.monotonic())))
+        pause = min(pause * 1.5, 0.05)
+
+
+def run(request: StartRequest, wait: float | None = None) -> Execution:
+    """Start, and with `wait` seconds return the finished result if it is done in time."""
+    execution = start_execution(request)
+    if wait:
+        return wait_for(execution.pk, wait)
+    return execution
+

@@ -1,0 +1,51 @@
+"""The ticker: wakes due timers and back-offs every TICK_S, reaps every REAP_EVERY_S.
+
+Waits park in the database, so a thousand one-second delays cost one query a
+tick here instead of a thousand sleeping processes. Run one or more per
+deployment (`manage.py braid ticker`); every step is safe to run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from apps.engine import maintenance
+
+log = logging.getLogger(__name__)
+
+
+def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    cfg = settings.BRAID
+    started = time.monotonic()
+    next_reap = 0.0
+    last_tick = timezone.now()
+    while not stop.is_set():
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            break
+        try:
+            now = timezone.now()
+            while maintenance.wake_due_timers() >= maintenance.BATCH:
+                pass
+            maintenance.wake_for_backoffs(last_tick)
+            last_tick = now
+            if time.monotonic() >= next_reap:
+                maintenance.reap_expired_leases()
+                maintenance.time_out_deadlines()
+                maintenance.resend_lost_wakeups()
+                next_reap = time.monotonic() + cfg["REAP_EVERY_S"]
+        except Exception:  # keep ticking through a database restart
+            log.exception("ticker step failed")
+            close_old_connections()
+            stop.wait(1.0)
+        stop.wait(cfg["TICK_S"])

@@ -1,0 +1,368 @@
+"""State changes of executions, written together at the end of one transaction.
+
+Every writer (start, the worker's completions, the ticker, the reaper, cancel)
+locks the executions it touches, loads their node runs into `ExecutionState`s,
+applies changes through a `Batch`, then calls `Batch.flush()`: a handful of
+bulk statements however many node runs moved. That is the group commit the
+throughput rests on. Events get gap-free `seq`s because the execution row is
+locked while they are numbered.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from apps.engine import planning
+from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
+from apps.nodes.expressions import ExpressionError
+from apps.workflows.graph import Graph
+from apps.workflows.specs import graph_of
+
+log = logging.getLogger(__name__)
+
+RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
+              "wake_at", "wake_output", "worker", "lease_expires_at", "lease_token",
+              "lease_losses", "started_at", "finished_at", "duration_ms"]
+EXECUTION_FIELDS = ["status", "output", "error", "current_nodes", "completed_nodes",
+                    "total_nodes", "last_seq", "started_at", "finished_at", "updated_at"]
+
+
+@dataclass
+class Claim:
+    """A node run this worker now holds: what it needs to run the handler."""
+
+    run_id: int
+    lease_token: int
+    execution_id: str
+    node_id: str
+    attempt: int
+    node_type: str
+    config: dict
+    timeout_s: float | None
+    input: dict
+    nodes: dict
+
+
+def new_token() -> int:
+    return secrets.randbits(62)
+
+
+def lock_executions(ids: Iterable, *, skip_locked: bool = False) -> dict:
+    """Lock execution rows in id order (one order everywhere: no deadlocks)."""
+    qs = Execution.objects.filter(id__in=list(ids)).select_related("version").order_by("id")
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update(skip_locked=skip_locked, of=("self",))
+    return {e.id: e for e in qs}
+
+
+class ExecutionState:
+    """One locked execution with the latest run of each node, and its graph."""
+
+    def __init__(self, execution: Execution, runs: list[NodeRun]):
+        self.execution = execution
+        self.graph: Graph = graph_of(execution.version)
+        self.latest: dict[str, NodeRun] = {}
+        self.compensations: dict[str, NodeRun] = {}
+        for run in sorted(runs, key=lambda r: (r.attempt, r.id or 0)):
+            (self.compensations if run.compensation else self.latest)[run.node_id] = run
+
+    def node_states(self) -> dict[str, planning.NodeState]:
+        return {n: planning.NodeState(r.status, r.output) for n, r in self.latest.items()}
+
+    def status_map(self) -> dict[str, str]:
+        return {n: r.status for n, r in self.latest.items()}
+
+    def active_runs(self) -> list[NodeRun]:
+        runs = list(self.latest.values()) + list(self.compensations.values())
+        return [r for r in runs if r.status in ACTIVE_RUN]
+
+
+def load_states(executions: dict) -> dict:
+    runs = defaultdict(list)
+    for run in NodeRun.objects.filter(execution_id__in=list(executions)):
+        runs[run.execution_id].append(run)
+    return {eid: ExecutionState(e, runs[eid]) for eid, e in executions.items()}
+
+
+class Batch:
+    """Accumulates run, execution and event changes; `flush` writes them in bulk."""
+
+    def __init__(self, worker: str = "", now: datetime | None = None):
+        self.now = now or timezone.now()
+        self.worker = worker
+        self.new_runs: list[NodeRun] = []
+        self.changed_runs: dict[int, NodeRun] = {}
+        self.events: list[ExecutionEvent] = []
+        self.executions: dict = {}
+        self.finished: list[Execution] = []
+        self.claims: list[tuple[NodeRun, ExecutionState]] = []
+
+    # --- recording ---------------------------------------------------------
+    def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
+        execution.last_seq += 1
+        self.events.append(ExecutionEvent(execution_id=execution.id, seq=execution.last_seq,
+                                          type=type_, payload=payload or {},
+                                          created_at=self.now))
+        self.executions[execution.id] = execution
+
+    def touch(self, run: NodeRun) -> None:
+        if run.pk is not None:
+            self.changed_runs[run.pk] = run
+
+    def add_run(self, state: ExecutionState, node_id: str, *, attempt: int = 1,
+                status: str = "ready", not_before: datetime | None = None,
+                compensation: bool = False, lease_losses: int = 0) -> NodeRun:
+        execution = state.execution
+        run = NodeRun(execution_id=execution.id, node_id=node_id, attempt=attempt,
+                      status=status, priority=execution.priority, queue=execution.queue,
+                      not_before=not_before, compensation=compensation,
+                      lease_losses=lease_losses, created_at=self.now)
+        if status == "skipped":
+            run.finished_at = self.now
+        self.new_runs.append(run)
+        (state.compensations if compensation else state.latest)[node_id] = run
+        return run
+
+    def lease(self, run: NodeRun, state: ExecutionState, lease_s: float) -> None:
+        """Mark `run` RUNNING for this worker (claimed or continued locally)."""
+        run.status = "running"
+        run.worker = self.worker
+        run.lease_token = new_token()
+        run.lease_expires_at = self.now + timedelta(seconds=lease_s)
+        run.started_at = self.now
+        run.not_before = None
+        self.touch(run)
+        execution = state.execution
+        if execution.status in ("pending", "waiting"):
+            execution.status = "running"
+        if execution.started_at is None:
+            execution.started_at = self.now
+        self.event(execution, "node.started", {"node": run.node_id, "attempt": run.attempt,
+                                               "worker": self.worker})
+        self.claims.append((run, state))
+
+    # --- writing -------------------------------------------------------------
+    def flush(self) -> None:
+        if self.new_runs:
+            NodeRun.objects.bulk_create(self.new_runs)
+            for run in self.new_runs:
+                if run.pk is None:  # backends that cannot return ids from a bulk insert
+                    run.pk = NodeRun.objects.get(execution_id=run.execution_id,
+                                                 node_id=run.node_id, attempt=run.attempt).pk
+        if self.changed_runs:
+            NodeRun.objects.bulk_update(list(self.changed_runs.values()), RUN_FIELDS)
+        if self.events:
+            ExecutionEvent.objects.bulk_create(self.events)
+        if self.executions:
+            for execution in self.executions.values():
+                execution.updated_at = self.now
+            Execution.objects.bulk_update(list(self.executions.values()), EXECUTION_FIELDS)
+
+    def claimed(self) -> list[Claim]:
+        claims = []
+        for run, state in self.claims:
+            node = state.graph.nodes[run.node_id]
+            claims.append(Claim(
+                run_id=run.pk, lease_token=run.lease_token,
+                execution_id=str(state.execution.id), node_id=run.node_id,
+                attempt=run.attempt, node_type=node.type, config=node.config,
+                timeout_s=node.timeout_s, input=state.execution.input,
+                nodes={n: {"output": r.output} for n, r in state.latest.items()
+                       if r.status == "succeeded"}))
+        return claims
+
+
+# --- transitions of one execution ------------------------------------------------
+
+def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
+               output=None, error_class: str = "", message: str = "",
+               retryable: bool | None = None, duration_ms: float | None = None) -> None:
+    run.status = status
+    run.output = output
+    run.error_class = error_class
+    run.error_message = message[:10_000]
+    run.retryable = retryable
+    run.finished_at = batch.now
+    run.lease_expires_at = None
+    run.duration_ms = duration_ms
+    batch.touch(run)
+    payload = {"node": run.node_id, "attempt": run.attempt}
+    if status == "succeeded":
+        payload["output"] = output
+        if duration_ms is not None:
+            payload["duration_ms"] = round(duration_ms, 3)
+    elif error_class:
+        payload.update(error_class=error_class, message=run.error_message)
+    kind = "compensation" if run.compensation else "node"
+    batch.event(state.execution, f"{kind}.{status}", payload)
+
+
+def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str,
+             message: str, retryable: bool, *, lost_lease: bool = False,
+             duration_ms: float | None = None) -> bool:
+    """Record a failed attempt and schedule the next one; True if it failed for good."""
+    node = state.graph.nodes[run.node_id]
+    finish_run(batch, state, run, "failed", error_class=error_class, message=message,
+               retryable=retryable, duration_ms=duration_ms)
+    if state.execution.status in TERMINAL_EXECUTION:
+        return False
+    if lost_lease:
+        # A killed worker is not the node's fault: it gets LEASE_LOSS_LIMIT more tries
+        # whatever its retry policy, so a crash never fails an execution on its own.
+        losses = run.lease_losses + 1
+        delay = 0.0 if losses < settings.BRAID["LEASE_LOSS_LIMIT"] else None
+    else:
+        losses = run.lease_losses
+        delay = planning.retry_delay(node.retry, run.attempt, error_class, retryable)
+    if delay is None:
+        return True
+    not_before = batch.now + timedelta(seconds=delay) if delay > 0 else None
+    batch.add_run(state, run.node_id, attempt=run.attempt + 1, not_before=not_before,
+                  compensation=run.compensation, lease_losses=losses)
+    batch.event(state.execution, "node.retrying", {
+        "node": run.node_id, "attempt": run.attempt + 1, "delay_s": round(delay, 3),
+        "error_class": error_class})
+    return False
+
+
+def settle(batch: Batch, state: ExecutionState, changed: list[str],
+           failed_for_good: list[NodeRun], lease_s: float, capacity: list[int]) -> None:
+    """Move the execution on after `changed` nodes finished (step 4 and 5 of the protocol).
+
+    1. A compensating execution runs its next compensation or finishes.
+    2. A node that failed for good with no fallback fails the execution or
+       starts its compensation.
+    3. Otherwise successors become ready or skipped; ready ones are leased to
+       this worker while it has `capacity` (local continuation, no extra claim).
+    4. When every forward node is finished the execution succeeds.
+    """
+    execution = state.execution
+    if execution.status in TERMINAL_EXECUTION:
+        return
+    if execution.status == "compensating":
+        _continue_compensation(batch, state, failed_for_good)
+        return
+    unhandled = [r for r in failed_for_good if not state.graph.nodes[r.node_id].fallback]
+    if unhandled:
+        run = unhandled[0]
+        fail_or_compensate(batch, state, {"class": run.error_class, "node": run.node_id,
+                                          "message": run.error_message})
+        return
+    plan = planning.advance(state.graph, state.node_states(), execution.input, changed)
+    if plan.errors:
+        fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+                                          "message": "; ".join(plan.errors)})
+        return
+    for node_id in plan.skipped:
+        batch.add_run(state, node_id, status="skipped")
+        batch.event(execution, "node.skipped", {"node": node_id})
+    for node_id in plan.ready:
+        run = batch.add_run(state, node_id)
+        if capacity[0] > 0:
+            capacity[0] -= 1
+            batch.lease(run, state, lease_s)
+    if planning.is_finished(state.graph, state.status_map()):
+        try:
+            output = planning.execution_output(state.graph, state.node_states(),
+                                               execution.input)
+        except ExpressionError as exc:
+            fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+                                              "message": f"output: {exc}"})
+            return
+        finish_execution(batch, state, "succeeded", output=output)
+    else:
+        update_progress(batch, state)
+
+
+def update_progress(batch: Batch, state: ExecutionState) -> None:
+    execution = state.execution
+    statuses = state.status_map()
+    forward = state.graph.forward_nodes
+    execution.total_nodes = len(forward)
+    execution.completed_nodes = sum(
+        1 for n in forward if statuses.get(n) in planning.TERMINAL_RUN)
+    active = state.active_runs()
+    execution.current_nodes = sorted({r.node_id for r in active})
+    if execution.status in ("running", "waiting", "pending") and active:
+        if all(r.status == "waiting" for r in active):
+            execution.status = "waiting"
+        elif any(r.status == "running" for r in active) or execution.started_at:
+            execution.status = "running"
+    batch.executions[execution.id] = execution
+
+
+def cancel_active(batch: Batch, state: ExecutionState, reason: str) -> None:
+    """Cancel every unfinished run; running handlers stop at their next heartbeat."""
+    for run in state.active_runs():
+        finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+                   retryable=False)
+
+
+def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output=None,
+                     error: dict | None = None) -> None:
+    execution = state.execution
+    execution.status = status
+    execution.output = output
+    if error is not None:
+        execution.error = error
+    execution.finished_at = batch.now
+    update_progress(batch, state)
+    execution.current_nodes = []
+    payload = {"status": status}
+    if output is not None:
+        payload["output"] = output
+    if execution.error:
+        payload["error"] = execution.error
+    batch.event(execution, f"execution.{status}", payload)
+    batch.finished.append(execution)
+
+
+def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
+    """Step 5's end: compensate completed steps in reverse order, else fail."""
+    execution = state.execution
+    cancel_active(batch, state, "execution failed: " + (error.get("message") or "")[:200])
+    execution.error = error
+    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
+                  key=lambda r: (r.finished_at or batch.now, r.pk or 0))
+    order = planning.compensation_order(state.graph, [r.node_id for r in done])
+    if not order:
+        finish_execution(batch, state, "failed", error=error)
+        return
+    execution.status = "compensating"
+    batch.event(execution, "execution.compensating", {"error": error, "order": order})
+    batch.add_run(state, order[0], compensation=True)
+    update_progress(batch, state)
+
+
+def _continue_compensation(batch: Batch, state: ExecutionState,
+                           failed_for_good: list[NodeRun]) -> None:
+    comp_failed = [r for r in failed_for_good if r.compensation]
+    if comp_failed:
+        run = comp_failed[0]
+        error = dict(state.execution.error or {})
+        error["compensation"] = {"node": run.node_id, "class": run.error_class,
+                                 "message": run.error_message}
+        finish_execution(batch, state, "failed", error=error)
+        return
+    if any(r.status in ACTIVE_RUN for r in state.compensations.values()):
+        update_progress(batch, state)
+        return
+    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
+                  key=lambda r: (r.finished_at or batch.now, r.pk or 0))
+    order = planning.compensation_order(state.graph, [r.node_id for r in done])
+    remaining = [n for n in order if n not in state.compensations]
+    if remaining:
+        batch.add_run(state, remaining[0], compensation=True)
+        update_progress(batch, state)
+    else:
+        finish_execution(batch, state, "compensated")
+

@@ -1,0 +1,98 @@
+"""The worker's drain loop: one wake-up runs as many node runs as are ready."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+
+from apps.engine import protocol
+from apps.engine.runner import InFlight, failure, get_runner
+from apps.engine.wakeup import wake_workers
+from apps.nodes.contract import NodeError
+
+log = logging.getLogger(__name__)
+IDLE_CLAIM_S = 0.1  # while busy, how often to look for new work after an empty claim
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def drain(budget_s: float | None = None) -> int:
+    """Claim, run and complete ready node runs until none are left or the budget ends.
+
+    1. Claim up to the free in-flight room (priority order).
+    2. Start each handler (inline, async loop or thread pool).
+    3. Wait for results; time out overdue ones.
+    4. Complete every finished result in one transaction; ready successors come
+       back already leased to this worker and start at once.
+    5. Heartbeat leases; drop runs the database says we lost (cancel, reaper).
+    Returns the number of node runs finished.
+    """
+    cfg = settings.BRAID
+    budget = cfg["DRAIN_BUDGET_S"] if budget_s is None else budget_s
+    lease_s, max_inflight, batch = cfg["LEASE_S"], cfg["MAX_INFLIGHT"], cfg["CLAIM_BATCH"]
+    me = worker_id()
+    runner = get_runner()
+    inflight: dict[int, InFlight] = {}
+    end = time.monotonic() + budget
+    next_claim = 0.0
+    next_beat = time.monotonic() + lease_s / 3
+    finished = 0
+    while True:
+        now = time.monotonic()
+        stopping = now >= end
+        free = max_inflight - len(inflight)
+        claimed = 0
+        if free > 0 and not stopping and now >= next_claim:
+            want = min(free, batch)
+            claims = protocol.claim(me, want, lease_s)
+            claimed = len(claims)
+            next_claim = 0.0 if claimed == want else now + IDLE_CLAIM_S
+            for c in claims:
+                inflight[c.run_id] = runner.start(c)
+        if not inflight:
+            if claimed == 0:
+                break
+            continue
+        results = [r for _, r in runner.wait(_wait_for(inflight, next_beat, next_claim))
+                   if inflight.pop(r.run_id, None) is not None]
+        results += _overdue(runner, inflight)
+        if results:
+            finished += len(results)
+            room = 0 if stopping else max_inflight - len(inflight)
+            for c in protocol.complete(results, me, room, lease_s):
+                inflight[c.run_id] = runner.start(c)
+        if time.monotonic() >= next_beat:
+            held = {rid: f.claim.lease_token for rid, f in inflight.items()}
+            for rid in protocol.heartbeat(me, held, lease_s):
+                log.info("lost the lease of node run %s; stopping it", rid)
+                runner.cancel(inflight.pop(rid))
+            next_beat = time.monotonic() + lease_s / 3
+    if time.monotonic() >= end:
+        wake_workers()  # the budget ran out first: hand the rest to a fresh wake-up
+    return finished
+
+
+def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float) -> float:
+    now = time.monotonic()
+    deadlines = [f.deadline for f in inflight.values() if f.deadline is not None]
+    until = min([next_beat, *deadlines, next_claim if next_claim else now + 0.2])
+    return max(0.0, min(until - now, 0.2))
+
+
+def _overdue(runner, inflight: dict[int, InFlight]) -> list[protocol.Result]:
+    """Blocking handlers past their timeout: fail them `timeout`, abandon the thread."""
+    now = time.monotonic()
+    results = []
+    for rid, flight in list(inflight.items()):
+        if flight.deadline is not None and now >= flight.deadline:
+            runner.cancel(flight)
+            del inflight[rid]
+            results.append(failure(flight.claim, flight, NodeError(
+                f"timed out after {flight.claim.timeout_s}s", error_class="timeout")))
+    return results

@@ -1,0 +1,65 @@
+"""Python functions shipped with Braid for the examples and the benchmark.
+
+Register your own with `@register_function` in any installed app's module that
+is imported at start-up (e.g. from its AppConfig.ready).
+"""
+
+from apps.nodes.contract import NodeContext, NodeError
+from apps.nodes.registry import register_function
+
+
+@register_function("braid.echo")
+def echo(ctx: NodeContext):
+    return {"input": ctx.input, "args": ctx.config.get("args", {})}
+
+
+@register_function("braid.reserve_stock")
+def reserve_stock(ctx: NodeContext):
+    items = ctx.input.get("items", [])
+    return {"reservation": f"R-{ctx.idempotency_key}", "items": len(items)}
+
+
+@register_function("braid.charge_card")
+def charge_card(ctx: NodeContext):
+    amount = ctx.input.get("amount", 0)
+    if ctx.input.get("card_declined"):
+        raise NodeError("card declined", error_class="execution", retryable=False)
+    return {"charge": f"C-{ctx.idempotency_key}", "amount": amount}
+
+
+@register_function("braid.ship_order")
+def ship_order(ctx: NodeContext):
+    if ctx.input.get("warehouse_down"):
+        raise NodeError("warehouse unavailable", error_class="resource", retryable=False)
+    return {"tracking": f"T-{ctx.idempotency_key}"}
+
+
+@register_function("braid.release_stock")
+def release_stock(ctx: NodeContext):
+    return {"released": ctx.nodes.get("reserve", {}).get("output", {}).get("reservation")}
+
+
+@register_function("braid.refund_card")
+def refund_card(ctx: NodeContext):
+    return {"refunded": ctx.nodes.get("charge", {}).get("output", {}).get("charge")}
+
+
+@register_function("braid.sync_shard")
+def sync_shard(ctx: NodeContext):
+    shard = ctx.config.get("args", {}).get("shard", 0)
+    rows = ctx.input.get("rows_per_shard", 100)
+    return {"shard": shard, "rows": rows}
+
+
+@register_function("braid.sleep")
+def sleep(ctx: NodeContext):
+    """Blocks for `args.seconds`, checking for cancellation (tests and crash drills)."""
+    import time
+
+    seconds = float(ctx.config.get("args", {}).get("seconds", 1))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if ctx.cancelled:
+            raise NodeError("cancelled", error_class="cancelled", retryable=False)
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+    return {"slept_s": seconds}

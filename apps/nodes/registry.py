@@ -1,0 +1,90 @@
+"""The node-type registry. Apps and users add types with @register_node_type."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+
+from apps.nodes.contract import NodeContext
+
+
+class NodeType:
+    """Base class of node types.
+
+    `run(ctx)` may be sync or `async`. It returns the node's output (JSON), a
+    `Park`, or raises a `NodeError`. `inline = True` marks cheap, non-blocking
+    handlers the worker runs on its own thread; others run on a thread pool
+    (sync) or on the worker's event loop (async), with the node's timeout.
+    """
+
+    name: str = ""
+    description: str = ""
+    config_schema: dict = {"type": "object"}
+    inline: bool = False
+
+    def validate_config(self, config: dict) -> list[str]:
+        """Every problem with `config`, as readable sentences. Override to add checks."""
+        validator = jsonschema.Draft202012Validator(self.config_schema)
+        problems = []
+        for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
+            where = "/".join(str(p) for p in error.path)
+            problems.append(f"config{'/' + where if where else ''}: {error.message}")
+        return problems
+
+    def run(self, ctx: NodeContext) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.run)
+
+
+_REGISTRY: dict[str, NodeType] = {}
+
+
+def register_node_type(cls: type[NodeType]) -> type[NodeType]:
+    """Class decorator: make a node type available to workflow definitions."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a `name`")
+    if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
+        raise ValueError(f"node type {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_node_type(name: str) -> NodeType | None:
+    return _REGISTRY.get(name)
+
+
+def node_types() -> dict[str, NodeType]:
+    return dict(_REGISTRY)
+
+
+# --- Python functions callable from the `python` node -----------------------
+# Only functions registered here can be called: a definition names a function,
+# never a dotted import path, so user input cannot import arbitrary code.
+_FUNCTIONS: dict[str, Callable[[NodeContext], Any]] = {}
+
+
+def register_function(name: str | None = None):
+    """Decorator: expose `fn(ctx)` to `python` nodes under `name`."""
+
+    def decorate(fn: Callable[[NodeContext], Any]):
+        key = name or fn.__name__
+        if key in _FUNCTIONS and _FUNCTIONS[key] is not fn:
+            raise ValueError(f"python function {key!r} is already registered")
+        _FUNCTIONS[key] = fn
+        return fn
+
+    return decorate
+
+
+def get_function(name: str) -> Callable[[NodeContext], Any] | None:
+    return _FUNCTIONS.get(name)
+
+
+def function_names() -> list[str]:
+    return sorted(_FUNCTIONS)

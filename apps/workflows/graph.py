@@ -1,0 +1,426 @@
+"""Graph spec v1: parse a workflow definition and report *every* problem.
+
+Pure Python, no Django: node types and limits are passed in, so this module
+is tested without a database. The published JSON Schema of the same spec is
+`schema/workflow-v1.schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonschema
+
+from apps.nodes.contract import ERROR_CLASSES
+from apps.nodes.expressions import check_expression
+
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_ATTEMPTS = 50
+
+
+class NodeTypeSpec(Protocol):
+    def validate_config(self, config: dict) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 256 * 1024
+    max_nodes: int = 500
+    max_timeout_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    jitter: bool = True
+    retry_on: tuple[str, ...] = ("execution", "timeout", "resource")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    config: dict = field(default_factory=dict, hash=False, compare=False)
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: float | None = None
+    fallback: str | None = None
+    compensate: str | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    when: str | None = None
+    # A fallback link: taken when `source` failed for good, never written by users.
+    on_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+    node: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"where": self.where, "node": self.node, "message": self.message}
+
+
+class GraphInvalid(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    nodes: dict[str, Node]
+    edges: tuple[Edge, ...]
+    input_schema: dict | None = None
+    output: dict[str, str] | None = None
+    deadline_s: float | None = None
+    _incoming: dict[str, tuple[Edge, ...]] = field(default_factory=dict, repr=False)
+    _outgoing: dict[str, tuple[Edge, ...]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        links = list(self.edges) + [
+            Edge(n.id, n.fallback, on_failure=True) for n in self.nodes.values() if n.fallback
+        ]
+        for node_id in self.nodes:
+            self._incoming[node_id] = tuple(e for e in links if e.target == node_id)
+            self._outgoing[node_id] = tuple(e for e in links if e.source == node_id)
+
+    def incoming(self, node_id: str) -> tuple[Edge, ...]:
+        """Edges and fallback links into `node_id`."""
+        return self._incoming[node_id]
+
+    def outgoing(self, node_id: str) -> tuple[Edge, ...]:
+        return self._outgoing[node_id]
+
+    @property
+    def compensators(self) -> frozenset[str]:
+        return frozenset(n.compensate for n in self.nodes.values() if n.compensate)
+
+    @property
+    def forward_nodes(self) -> tuple[str, ...]:
+        """Nodes of the normal flow (compensating nodes run only when compensating)."""
+        comp = self.compensators
+        return tuple(n for n in self.nodes if n not in comp)
+
+    @property
+    def entry_nodes(self) -> tuple[str, ...]:
+        return tuple(n for n in self.forward_nodes if not self._incoming[n])
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        return tuple(
+            n for n in self.forward_nodes
+            if not any(not e.on_failure for e in self._outgoing[n])
+        )
+
+
+def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
+                limits: Limits = Limits()) -> Graph:
+    """Build a Graph from a definition, or raise GraphInvalid listing every problem."""
+    problems: list[Problem] = []
+    if not isinstance(spec, dict):
+        raise GraphInvalid([Problem("definition", "must be a JSON object")])
+    size = len(json.dumps(spec, separators=(",", ":"), default=str))
+    if size > limits.max_bytes:
+        raise GraphInvalid([Problem(
+            "definition", f"is {size} bytes, more than the limit of {limits.max_bytes}")])
+
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(Problem("name", "is required (a non-empty string)"))
+    input_schema = _input_schema(spec.get("input_schema"), problems)
+    deadline_s = _positive_number(spec.get("deadline_s"), "deadline_s", problems, None)
+    nodes = _nodes(spec.get("nodes"), node_types, limits, problems)
+    edges = _edges(spec.get("edges", []), nodes, problems)
+    output = _output(spec.get("output"), problems)
+    _links(nodes, edges, problems)
+    if not problems:
+        _structure(nodes, edges, problems)
+    for key in sorted(set(spec) - {"name", "description", "input_schema", "nodes", "edges",
+                                   "output", "deadline_s", "version", "tags"}):
+        problems.append(Problem(key, "is not a field of the workflow spec"))
+    if problems:
+        raise GraphInvalid(problems)
+    return Graph(name=name, nodes=nodes, edges=tuple(edges), input_schema=input_schema,
+                 output=output, deadline_s=deadline_s)
+
+
+def _where(index: int, node_id: Any) -> str:
+    return f"node {node_id!r}" if isinstance(node_id, str) and node_id else f"nodes[{index}]"
+
+
+def _input_schema(schema: Any, problems: list[Problem]) -> dict | None:
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        problems.append(Problem("input_schema", "must be a JSON Schema object"))
+        return None
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        problems.append(Problem("input_schema", f"is not a valid JSON Schema: {exc.message}"))
+    return schema
+
+
+def _positive_number(value: Any, where: str, problems: list[Problem], node: str | None,
+                     maximum: float | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.append(Problem(where, f"must be a positive number, not {value!r}", node))
+        return None
+    if maximum is not None and value > maximum:
+        problems.append(Problem(where, f"is {value}, more than the limit of {maximum}", node))
+    return float(value)
+
+
+def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
+           problems: list[Problem]) -> dict[str, Node]:
+    if not isinstance(raw, list) or not raw:
+        problems.append(Problem("nodes", "must be a non-empty list"))
+        return {}
+    if len(raw) > limits.max_nodes:
+        problems.append(Problem("nodes", f"has {len(raw)} nodes, more than {limits.max_nodes}"))
+    nodes: dict[str, Node] = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(Problem(f"nodes[{index}]", "must be an object"))
+            continue
+        node_id = item.get("id")
+        where = _where(index, node_id)
+        if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+            problems.append(Problem(where, "id must be a name of letters, digits and _ "
+                                    "(not starting with a digit), at most 64 long"))
+            continue
+        if node_id in nodes:
+            problems.append(Problem(where, "duplicate id", node_id))
+            continue
+        for key in sorted(set(item) - {"id", "type", "name", "config", "retry", "timeout_s",
+                                       "fallback", "compensate"}):
+            problems.append(Problem(where, f"unknown field {key!r}", node_id))
+        node_type = item.get("type")
+        config = item.get("config", {})
+        if not isinstance(config, dict):
+            problems.append(Problem(where, "config must be an object", node_id))
+            config = {}
+        handler = node_types.get(node_type) if isinstance(node_type, str) else None
+        if handler is None:
+            known = ", ".join(sorted(node_types))
+            problems.append(Problem(where, f"unknown type {node_type!r} (known: {known})",
+                                    node_id))
+        else:
+            for message in handler.validate_config(config):
+                problems.append(Problem(where, message, node_id))
+        nodes[node_id] = Node(
+            id=node_id,
+            type=node_type if isinstance(node_type, str) else "",
+            config=config,
+            retry=_retry(item.get("retry"), where, node_id, problems),
+            timeout_s=_positive_number(item.get("timeout_s"), f"{where} timeout_s", problems,
+                                       node_id, limits.max_timeout_s),
+            fallback=_ref(item.get("fallback"), f"{where} fallback", node_id, problems),
+            compensate=_ref(item.get("compensate"), f"{where} compensate", node_id, problems),
+        )
+    return nodes
+
+
+def _ref(value: Any, where: str, node_id: str, problems: list[Problem]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(Problem(where, "must be a node id", node_id))
+        return None
+    return value
+
+
+def _retry(raw: Any, where: str, node_id: str, problems: list[Problem]) -> RetryPolicy:
+    if raw is None:
+        return RetryPolicy()
+    if not isinstance(raw, dict):
+        problems.append(Problem(f"{where} retry", "must be an object", node_id))
+        return RetryPolicy()
+    before = len(problems)
+    attempts = raw.get("max_attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= MAX_ATTEMPTS):
+        problems.append(Problem(f"{where} retry.max_attempts",
+                                f"must be a whole number from 1 to {MAX_ATTEMPTS}", node_id))
+    numbers = {}
+    for key, default in (("backoff_s", 0.5), ("max_backoff_s", 30.0)):
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            problems.append(Problem(f"{where} retry.{key}", "must be a number ≥ 0", node_id))
+            value = default
+        numbers[key] = float(value)
+    if numbers["max_backoff_s"] < numbers["backoff_s"]:
+        problems.append(Problem(f"{where} retry.max_backoff_s", "must be ≥ backoff_s", node_id))
+    jitter = raw.get("jitter", True)
+    if not isinstance(jitter, bool):
+        problems.append(Problem(f"{where} retry.jitter", "must be true or false", node_id))
+    retry_on = raw.get("retry_on", list(RetryPolicy.retry_on))
+    if not isinstance(retry_on, list) or any(c not in ERROR_CLASSES for c in retry_on):
+        problems.append(Problem(f"{where} retry.retry_on",
+                                f"must be a list of {', '.join(ERROR_CLASSES)}", node_id))
+        retry_on = list(RetryPolicy.retry_on)
+    for key in sorted(set(raw) - {"max_attempts", "backoff_s", "max_backoff_s", "jitter",
+                                  "retry_on"}):
+        problems.append(Problem(f"{where} retry", f"unknown field {key!r}", node_id))
+    if len(problems) > before:
+        return RetryPolicy()
+    return RetryPolicy(attempts, numbers["backoff_s"], numbers["max_backoff_s"], jitter,
+                       tuple(retry_on))
+
+
+def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem]) -> list[Edge]:
+    if not isinstance(raw, list):
+        problems.append(Problem("edges", "must be a list"))
+        return []
+    edges: list[Edge] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(Problem(f"edges[{index}]", "must be an object"))
+            continue
+        source, target, when = item.get("from"), item.get("to"), item.get("when")
+        where = f"edge {source} → {target}"
+        ok = True
+        for end, value in (("from", source), ("to", target)):
+            if value not in nodes:
+                problems.append(Problem(where, f"dangling: {end} {value!r} is not a node",
+                                        value if isinstance(value, str) else None))
+                ok = False
+        for key in sorted(set(item) - {"from", "to", "when"}):
+            problems.append(Problem(where, f"unknown field {key!r}"))
+        if when is not None:
+            for message in check_expression(when) if isinstance(when, str) else [
+                    "when must be a CEL string"]:
+                problems.append(Problem(where, f"bad condition: {message}", source))
+        if ok and (source, target) in seen:
+            problems.append(Problem(where, "duplicate edge", source))
+            ok = False
+        if ok:
+            seen.add((source, target))
+            edges.append(Edge(source, target, when))
+    return edges
+
+
+def _output(raw: Any, problems: list[Problem]) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(Problem("output", "must map output keys to CEL expressions"))
+        return None
+    for key, expr in raw.items():
+        messages = check_expression(expr) if isinstance(expr, str) else ["must be a CEL string"]
+        for message in messages:
+            problems.append(Problem(f"output.{key}", f"bad expression: {message}"))
+    return raw
+
+
+def _links(nodes: dict[str, Node], edges: list[Edge], problems: list[Problem]) -> None:
+    """Fallback and compensate targets must exist and play only their one role."""
+    targets_in = {e.target for e in edges}
+    touched = targets_in | {e.source for e in edges}
+    fallbacks = {n.fallback for n in nodes.values() if n.fallback}
+    for node in nodes.values():
+        for role in ("fallback", "compensate"):
+            target = getattr(node, role)
+            if target is None:
+                continue
+            where = f"node {node.id!r} {role}"
+            if target not in nodes:
+                problems.append(Problem(where, f"unknown {role} target {target!r}", node.id))
+            elif target == node.id:
+                problems.append(Problem(where, "a node cannot be its own " + role, node.id))
+            elif role == "fallback" and target in targets_in:
+                problems.append(Problem(where, f"fallback target {target!r} must have no "
+                                        "incoming edges (only the failure starts it)", node.id))
+            elif role == "compensate" and (target in touched or target in fallbacks):
+                problems.append(Problem(where, f"compensating node {target!r} must have no "
+                                        "edges and be no fallback: it runs only when "
+                                        "compensating", node.id))
+    owners: dict[str, str] = {}
+    for node in nodes.values():
+        if node.compensate in owners:
+            problems.append(Problem(f"node {node.id!r} compensate", f"{node.compensate!r} "
+                                    f"already compensates {owners[node.compensate]!r}", node.id))
+        elif node.compensate:
+            owners[node.compensate] = node.id
+    comp = set(owners)
+    for node in nodes.values():
+        if node.id in comp and (node.fallback or node.compensate):
+            problems.append(Problem(f"node {node.id!r}", "a compensating node cannot have its "
+                                    "own fallback or compensate", node.id))
+
+
+def _structure(nodes: dict[str, Node], edges: list[Edge], problems: list[Problem]) -> None:
+    """Cycles and unreachable nodes, over edges and fallback links."""
+    graph = Graph(name="", nodes=nodes, edges=tuple(edges))
+    cycle = _find_cycle(graph)
+    if cycle:
+        path = " → ".join(cycle)
+        problems.append(Problem(f"node {cycle[0]!r}", f"cycle: {path}", cycle[0]))
+        return
+    entries = graph.entry_nodes
+    if not entries:
+        problems.append(Problem("nodes", "no entry node (every node has an incoming edge)"))
+    seen: set[str] = set()
+    stack = list(entries)
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(e.target for e in graph.outgoing(current))
+        if nodes[current].compensate:
+            stack.append(nodes[current].compensate)
+    for node_id in nodes:
+        if node_id not in seen:
+            problems.append(Problem(f"node {node_id!r}", "unreachable from any entry node",
+                                    node_id))
+
+
+def _find_cycle(graph: Graph) -> list[str] | None:
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph.nodes, white)
+    parent: dict[str, str] = {}
+    for root in graph.nodes:
+        if color[root] != white:
+            continue
+        stack = [(root, iter(graph.outgoing(root)))]
+        color[root] = grey
+        while stack:
+            node, children = stack[-1]
+            edge = next(children, None)
+            if edge is None:
+                color[node] = black
+                stack.pop()
+                continue
+            child = edge.target
+            if color[child] == grey:
+                cycle = [child]
+                while node != child:
+                    cycle.append(node)
+                    node = parent[node]
+                cycle.append(child)
+                return list(reversed(cycle))
+            if color[child] == white:
+                parent[child] = node
+                color[child] = grey
+                stack.append((child, iter(graph.outgoing(child))))
+    return None

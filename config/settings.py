@@ -1,0 +1,218 @@
+"""Braid settings: one file, driven by environment variables.
+
+Without DATABASE_URL / REDIS_URL Braid runs on the embedded default (SQLite
+file, django-q2 ORM broker, in-memory channel layer). With them it runs on
+PostgreSQL and Redis, and scales out by adding qcluster processes.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("BRAID_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+_DEV_SECRET = "braid-insecure-development-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+if SECRET_KEY == _DEV_SECRET and not DEBUG and not env_bool("BRAID_ALLOW_DEV_SECRET", False):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is the development default while DEBUG is off. "
+        "Set SECRET_KEY (or DEBUG=1 for local development)."
+    )
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "django_prometheus",
+    "channels",
+    "apps.nodes",
+    "apps.workflows",
+    "apps.engine",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("BRAID_SQLITE_PATH", str(VAR_DIR / "braid.sqlite3")),
+            # WAL lets readers go on while one writer commits; IMMEDIATE takes the
+            # write lock at BEGIN so two writers never deadlock upgrading a read lock.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    "PRAGMA busy_timeout=30000;"
+                ),
+            },
+            "TEST": {"NAME": env_str("BRAID_SQLITE_TEST_PATH", "") or None},
+        }
+    }
+IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: django-q2 broker, channel layer, cache ---------------------------
+REDIS_URL = env_str("REDIS_URL")
+
+# --- Braid engine ----------------------------------------------------------
+BRAID = {
+    # Worker processes per qcluster; the engine coalesces wake-ups to this many.
+    "WORKERS": env_int("BRAID_WORKERS", 2, minimum=1),
+    # Node runs one worker claims at a time (group commit is the lever).
+    "CLAIM_BATCH": env_int("BRAID_CLAIM_BATCH", 32, minimum=1),
+    # Node runs one worker may have in flight at once (async I/O runs concurrently).
+    "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 64, minimum=1),
+    # Threads for blocking (sync) handlers inside one worker.
+    "THREADS": env_int("BRAID_THREADS", 8, minimum=1),
+    # A claimed node run belongs to its worker for this long without a heartbeat.
+    "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
+    # A worker hands its wake-up back after this long so q2's timeout never hits it.
+    "DRAIN_BUDGET_S": env_float("BRAID_DRAIN_BUDGET_S", 60.0, minimum=1.0),
+    # How many times a node may lose its worker (lease expiry) before it fails.
+    "LEASE_LOSS_LIMIT": env_int("BRAID_LEASE_LOSS_LIMIT", 3, minimum=1),
+    # Ticker: how often it wakes due timers, and how often it reaps.
+    "TICK_S": env_float("BRAID_TICK_S", 0.1, minimum=0.01),
+    "REAP_EVERY_S": env_float("BRAID_REAP_EVERY_S", 2.0, minimum=0.1),
+    # READY work older than this with no wake-up queued gets a wake-up re-sent.
+    "LOST_WAKEUP_S": env_float("BRAID_LOST_WAKEUP_S", 2.0, minimum=0.1),
+    # Limits on what users send.
+    "MAX_DEFINITION_BYTES": env_int("BRAID_MAX_DEFINITION_BYTES", 256 * 1024),
+    "MAX_NODES": env_int("BRAID_MAX_NODES", 500),
+    "MAX_PAYLOAD_BYTES": env_int("BRAID_MAX_PAYLOAD_BYTES", 1024 * 1024),
+    "MAX_NODE_TIMEOUT_S": env_float("BRAID_MAX_NODE_TIMEOUT_S", 900.0),
+    # The HTTP node refuses private networks unless a host or CIDR is listed here.
+    "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
+}
+
+# django-q2 is only the wake-up channel: payloads are ids, results are not the
+# record (the engine's tables are), and a lost task is re-sent by the ticker.
+_Q_TIMEOUT = int(BRAID["DRAIN_BUDGET_S"] + BRAID["MAX_NODE_TIMEOUT_S"] + 60)
+Q_CLUSTER = {
+    "name": "braid",
+    "workers": BRAID["WORKERS"],
+    "recycle": 5000,
+    "timeout": _Q_TIMEOUT,
+    "retry": _Q_TIMEOUT + 60,  # keep timeout < retry or the ORM broker re-delivers
+    "max_attempts": 1,
+    "ack_failures": True,
+    "queue_limit": 4,
+    "save_limit": 20,
+    "catch_up": False,
+    "poll": env_float("BRAID_Q_POLL", 0.05, minimum=0.01),
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth, API, i18n, static ---------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Security (production) --------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
+}

@@ -1,0 +1,51 @@
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.engine import maintenance
+from apps.engine.models import TERMINAL_EXECUTION, Execution
+from apps.engine.start import StartRequest, start_execution
+from apps.engine.worker import drain
+from apps.workflows.services import publish_version
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str) -> dict:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+def run_until_done(execution_id, timeout: float = 10.0) -> Execution:
+    """Drive the engine in this process (drain + ticker steps) until the execution ends."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        drain(budget_s=2)
+        maintenance.wake_due_timers()
+        maintenance.reap_expired_leases()
+        maintenance.time_out_deadlines()
+        execution = Execution.objects.get(pk=execution_id)
+        if execution.status in TERMINAL_EXECUTION:
+            return execution
+        time.sleep(0.02)
+    raise AssertionError(f"execution {execution_id} still {execution.status} after {timeout}s")
+
+
+@pytest.fixture
+def run_graph(db):
+    """Start an inline definition and drive it to the end: run_graph(spec, input={...})."""
+
+    def _run(spec: dict, timeout: float = 10.0, **kwargs) -> Execution:
+        execution = start_execution(StartRequest(definition=spec, **kwargs))
+        return run_until_done(execution.pk, timeout)
+
+    return _run
+
+
+@pytest.fixture
+def publish(db):
+    def _publish(slug: str, spec: dict, **kwargs):
+        return publish_version(slug, spec, **kwargs)
+
+    return _publish
