@@ -152,6 +152,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": env_float("BRAID_Q_POLL", 0.05, minimum=0.01),
     "label": "Task queue",
+    "log_level": env_str("Q_LOG_LEVEL", "WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -25,7 +25,7 @@ from apps.engine import planning
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
-from apps.workflows.specs import graph_of
+from apps.workflows.specs import graph_for
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def new_token() -> int:
 
 def lock_executions(ids: Iterable, *, skip_locked: bool = False) -> dict:
     """Lock execution rows in id order (one order everywhere: no deadlocks)."""
-    qs = Execution.objects.filter(id__in=list(ids)).select_related("version").order_by("id")
+    qs = Execution.objects.filter(id__in=list(ids)).order_by("id")
     if connection.features.has_select_for_update:
-        qs = qs.select_for_update(skip_locked=skip_locked, of=("self",))
+        qs = qs.select_for_update(skip_locked=skip_locked)
     return {e.id: e for e in qs}
 
 
@@ -69,7 +69,7 @@ class ExecutionState:
 
     def __init__(self, execution: Execution, runs: list[NodeRun]):
         self.execution = execution
-        self.graph: Graph = graph_of(execution.version)
+        self.graph: Graph = graph_for(execution.version_id)
         self.latest: dict[str, NodeRun] = {}
         self.compensations: dict[str, NodeRun] = {}
         for run in sorted(runs, key=lambda r: (r.attempt, r.id or 0)):
@@ -139,7 +139,6 @@ class Batch:
         run.lease_token = new_token()
         run.lease_expires_at = self.now + timedelta(seconds=lease_s)
         run.started_at = self.now
-        run.not_before = None
         self.touch(run)
         execution = state.execution
         if execution.status in ("pending", "waiting"):

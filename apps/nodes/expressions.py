@@ -7,6 +7,7 @@ Expressions see two variables: `input` (the execution input) and `nodes`
 from __future__ import annotations
 
 import datetime
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,12 @@ FUNCTIONS = frozenset({
     "getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate",
     "getDayOfWeek", "getHours", "getMinutes", "getSeconds", "getMilliseconds",
 })
+
+
+# Variables bound by the comprehension macros (`list.exists(x, x > 1)`): the
+# library reports them as references, but they are not free variables.
+_MACRO_VARIABLE = re.compile(
+    r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 
 
 class ExpressionError(Exception):
@@ -45,9 +52,10 @@ def check_expression(source: str) -> list[str]:
     except ExpressionError as exc:
         return [str(exc)]
     refs = program.references()
+    bound = set(_MACRO_VARIABLE.findall(source))
     problems = []
     for name in refs["variables"]:
-        if name not in VARIABLES:
+        if name not in VARIABLES and name not in bound:
             problems.append(f"unknown variable {name!r} (use input or nodes)")
     for name in refs["functions"]:
         if name[:1] in "_@!" or name in FUNCTIONS:

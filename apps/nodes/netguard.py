@@ -51,7 +51,10 @@ def resolve_target(url: str, allow: list[str], resolver=socket.getaddrinfo) -> T
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused(f"{url!r} is not an http(s) URL with a host")
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number from 0 to 65535
+        raise AddressRefused(f"{url!r} has an invalid port") from None
     try:
         infos = resolver(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -7,7 +7,9 @@ is tested without a database. The published JSON Schema of the same spec is
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,8 +151,9 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     edges = _edges(spec.get("edges", []), nodes, problems)
     output = _output(spec.get("output"), problems)
     _links(nodes, edges, problems)
-    if not problems:
-        _structure(nodes, edges, problems)
+    if nodes:
+        # On the sound part of the graph, so a cycle is reported alongside other problems.
+        _structure(_sound_links(nodes), edges, problems)
     for key in sorted(set(spec) - {"name", "description", "input_schema", "nodes", "edges",
                                    "output", "deadline_s", "version", "tags"}):
         problems.append(Problem(key, "is not a field of the workflow spec"))
@@ -181,7 +184,8 @@ def _positive_number(value: Any, where: str, problems: list[Problem], node: str 
                      maximum: float | None = None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
         problems.append(Problem(where, f"must be a positive number, not {value!r}", node))
         return None
     if maximum is not None and value > maximum:
@@ -300,7 +304,7 @@ def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem]) -> list[Ed
         where = f"edge {source} → {target}"
         ok = True
         for end, value in (("from", source), ("to", target)):
-            if value not in nodes:
+            if not isinstance(value, str) or value not in nodes:
                 problems.append(Problem(where, f"dangling: {end} {value!r} is not a node",
                                         value if isinstance(value, str) else None))
                 ok = False
@@ -366,6 +370,20 @@ def _links(nodes: dict[str, Node], edges: list[Edge], problems: list[Problem]) -
         if node.id in comp and (node.fallback or node.compensate):
             problems.append(Problem(f"node {node.id!r}", "a compensating node cannot have its "
                                     "own fallback or compensate", node.id))
+
+
+def _sound_links(nodes: dict[str, Node]) -> dict[str, Node]:
+    """`nodes` without fallback/compensate links to unknown targets or to themselves
+    (those are reported by `_links`), so the structure check can still run."""
+    return {
+        node_id: dataclasses.replace(
+            node,
+            fallback=node.fallback if node.fallback in nodes and node.fallback != node_id
+            else None,
+            compensate=node.compensate if node.compensate in nodes
+            and node.compensate != node_id else None)
+        for node_id, node in nodes.items()
+    }
 
 
 def _structure(nodes: dict[str, Node], edges: list[Edge], problems: list[Problem]) -> None:

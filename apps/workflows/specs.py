@@ -26,17 +26,30 @@ def checksum(spec: dict) -> str:
 
 
 def graph_of(version) -> Graph:
-    return _graph_cached(version.pk, version)
+    """The parsed graph of a version object (parsed once per process)."""
+    graph = _cache.get(version.pk)
+    if graph is None:
+        graph = _remember(version.pk, validate_definition(version.graph))
+    return graph
 
 
+def graph_for(version_id: int) -> Graph:
+    """The parsed graph of a version id; reads the database only on a cache miss."""
+    graph = _cache.get(version_id)
+    if graph is None:
+        from apps.workflows.models import WorkflowVersion
+
+        spec = WorkflowVersion.objects.values_list("graph", flat=True).get(pk=version_id)
+        graph = _remember(version_id, validate_definition(spec))
+    return graph
+
+
+# Versions are immutable, so a parsed graph never goes stale.
 _cache: dict[int, Graph] = {}
 
 
-def _graph_cached(version_id: int, version) -> Graph:
-    graph = _cache.get(version_id)
-    if graph is None:
-        graph = validate_definition(version.graph)
-        if len(_cache) > 2048:
-            _cache.clear()
-        _cache[version_id] = graph
+def _remember(version_id: int, graph: Graph) -> Graph:
+    if len(_cache) > 2048:
+        _cache.clear()
+    _cache[version_id] = graph
     return graph
