@@ -22,7 +22,7 @@ from apps.engine.transitions import Batch, ExecutionState, update_progress
 from apps.engine.wakeup import wake_on_commit
 from apps.workflows import services as workflows
 from apps.workflows.models import WorkflowVersion
-from apps.workflows.specs import graph_of
+from apps.workflows.specs import checksum, graph_of
 
 
 @dataclass
@@ -103,9 +103,14 @@ def start_execution(request: StartRequest) -> Execution:
 def start_many(requests: list[StartRequest]) -> list[Execution]:
     """Start many executions in one transaction (bursts, benchmarks, fan-out)."""
     pairs = []
+    versions: dict = {}  # a burst usually starts one workflow many times: resolve it once
     for request in requests:
         _check_request(request)
-        version = resolve_version(request)
+        if request.idempotency_key:
+            raise InputInvalid("start_many does not take idempotency keys; use start_execution")
+        key = (request.workflow, request.version_id,
+               None if request.definition is None else checksum(request.definition))
+        version = versions.get(key) or versions.setdefault(key, resolve_version(request))
         check_input(version, request.input)
         pairs.append((version, request))
     with transaction.atomic():

@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.engine import planning
+from apps.engine.bulk import bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
@@ -158,13 +159,13 @@ class Batch:
                     run.pk = NodeRun.objects.get(execution_id=run.execution_id,
                                                  node_id=run.node_id, attempt=run.attempt).pk
         if self.changed_runs:
-            NodeRun.objects.bulk_update(list(self.changed_runs.values()), RUN_FIELDS)
+            bulk_update_values(NodeRun, list(self.changed_runs.values()), RUN_FIELDS)
         if self.events:
             ExecutionEvent.objects.bulk_create(self.events)
         if self.executions:
             for execution in self.executions.values():
                 execution.updated_at = self.now
-            Execution.objects.bulk_update(list(self.executions.values()), EXECUTION_FIELDS)
+            bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
 
     def claimed(self) -> list[Claim]:
         claims = []
