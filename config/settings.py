@@ -5,7 +5,6 @@ file, django-q2 ORM broker, in-memory channel layer). With them it runs on
 PostgreSQL and Redis, and scales out by adding qcluster processes.
 """
 
-import os
 from pathlib import Path
 
 import dj_database_url
@@ -215,5 +214,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
 }

@@ -8,6 +8,7 @@ from apps.engine import maintenance
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
+from apps.workflows import specs
 from apps.workflows.services import publish_version
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -30,6 +31,13 @@ def run_until_done(execution_id, timeout: float = 10.0) -> Execution:
             return execution
         time.sleep(0.02)
     raise AssertionError(f"execution {execution_id} still {execution.status} after {timeout}s")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_graph_cache():
+    """Parsed graphs are cached per version id. Real databases never reuse an id,
+    but a flushed test database does, so each test starts with an empty cache."""
+    specs._cache.clear()
 
 
 @pytest.fixture

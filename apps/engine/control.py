@@ -4,7 +4,13 @@ from django.db import transaction
 
 from apps.engine.errors import Conflict, NotFound
 from apps.engine.models import Execution
-from apps.engine.transitions import Batch, cancel_active, finish_execution, load_states, lock_executions
+from apps.engine.transitions import (
+    Batch,
+    cancel_active,
+    finish_execution,
+    load_states,
+    lock_executions,
+)
 
 
 def cancel_execution(execution_id, *, reason: str = "cancelled by operator", user=None):

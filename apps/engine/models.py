@@ -49,7 +49,8 @@ class Execution(models.Model):
     priority = models.SmallIntegerField(default=5)
     queue = models.CharField(max_length=32, default="default")
     client_id = models.CharField(max_length=128, blank=True, db_index=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint covers only given keys.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     deadline = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")

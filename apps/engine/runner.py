@@ -116,7 +116,7 @@ class Runner:
             else:
                 value = await coro
             return outcome(flight, value)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return failure(flight.claim, flight, NodeError(
                 f"timed out after {flight.claim.timeout_s}s", error_class="timeout"))
         except asyncio.CancelledError:

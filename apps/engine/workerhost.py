@@ -1,0 +1,35 @@
+"""`braid worker`: a django-q2 cluster and the ticker in one command.
+
+The cluster's main process only waits on its sentinel, so the ticker runs on
+its main thread, started *after* the cluster has forked its processes (a thread
+must not exist across a fork). One process fewer per host than running
+`qcluster` and `braid ticker` side by side, and one unit to deploy.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.db import connections
+
+from apps.engine.ticker import run_ticker
+
+
+def run_worker(*, ticker: bool = True) -> None:
+    from django_q.cluster import Cluster
+
+    connections.close_all()  # forked processes must not share our database socket
+    stop = threading.Event()
+    cluster = Cluster()  # installs its own SIGTERM/SIGINT handlers: replace them
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    cluster.start()
+    try:
+        if ticker and not stop.is_set():
+            run_ticker(stop)
+        else:
+            stop.wait()
+    finally:
+        connections.close_all()
+        cluster.stop()
