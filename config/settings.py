@@ -175,6 +175,9 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Prometheus scrapes /metrics with this bearer token (staff sessions may too).
+BRAID_METRICS_TOKEN = env_str("BRAID_METRICS_TOKEN")
+
 # --- Auth, API, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,5 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
+
+from config.metrics import metrics
 
 admin.site.site_header = "Braid"
 admin.site.site_title = "Braid"
@@ -7,5 +9,5 @@ admin.site.index_title = "Workflows, executions and operations"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="metrics"),
 ]
