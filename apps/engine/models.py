@@ -148,7 +148,8 @@ class NodeRun(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.execution_id}:{self.node_id}:{self.attempt}"
+        """`execution:node:attempt`, the attempt counted without lost-worker re-runs."""
+        return f"{self.execution_id}:{self.node_id}:{self.attempt - self.lease_losses}"
 
 
 class ExecutionEvent(models.Model):

@@ -146,8 +146,9 @@ class Batch:
             execution.status = "running"
         if execution.started_at is None:
             execution.started_at = self.now
-        self.event(execution, "node.started", {"node": run.node_id, "attempt": run.attempt,
-                                               "worker": self.worker})
+        kind = "compensation" if run.compensation else "node"
+        self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
+                                                  "worker": self.worker})
         self.claims.append((run, state))
 
     # --- writing -------------------------------------------------------------
@@ -171,14 +172,22 @@ class Batch:
         claims = []
         for run, state in self.claims:
             node = state.graph.nodes[run.node_id]
+            scope = planning.expression_scope(state.execution.input, state.node_states())
             claims.append(Claim(
                 run_id=run.pk, lease_token=run.lease_token,
                 execution_id=str(state.execution.id), node_id=run.node_id,
-                attempt=run.attempt, node_type=node.type, config=node.config,
-                timeout_s=node.timeout_s, input=state.execution.input,
-                nodes={n: {"output": r.output} for n, r in state.latest.items()
-                       if r.status == "succeeded"}))
+                attempt=policy_attempt(run), node_type=node.type, config=node.config,
+                timeout_s=node.timeout_s, input=state.execution.input, nodes=scope["nodes"]))
         return claims
+
+
+def policy_attempt(run: NodeRun) -> int:
+    """The attempt as the retry policy and the idempotency key count it.
+
+    A re-run after a lost worker (expired lease) repeats the same attempt: the
+    handler gets the same idempotency key, and the crash costs no retry.
+    """
+    return run.attempt - run.lease_losses
 
 
 # --- transitions of one execution ------------------------------------------------
@@ -222,7 +231,7 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
         delay = 0.0 if losses < settings.BRAID["LEASE_LOSS_LIMIT"] else None
     else:
         losses = run.lease_losses
-        delay = planning.retry_delay(node.retry, run.attempt, error_class, retryable)
+        delay = planning.retry_delay(node.retry, policy_attempt(run), error_class, retryable)
     if delay is None:
         return True
     not_before = batch.now + timedelta(seconds=delay) if delay > 0 else None

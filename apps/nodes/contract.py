@@ -57,7 +57,12 @@ class Park:
 
 @dataclass
 class NodeContext:
-    """What a handler sees: the execution input, upstream outputs, its own config."""
+    """What a handler sees: the execution input, upstream nodes, its own config.
+
+    `nodes` maps each finished node id to {"status": ..., "output": ...} (output
+    only when it succeeded), like the `nodes` variable of CEL expressions.
+    `attempt` counts retries by policy; a re-run after a lost worker repeats it.
+    """
 
     execution_id: str
     node_id: str
@@ -70,7 +75,7 @@ class NodeContext:
 
     @property
     def idempotency_key(self) -> str:
-        """`execution:node:attempt`, stable across re-deliveries of the same attempt."""
+        """`execution:node:attempt`; a re-run after a lost worker keeps the same key."""
         return f"{self.execution_id}:{self.node_id}:{self.attempt}"
 
     @property

@@ -336,3 +336,47 @@ def test_handler_sees_input_upstream_outputs_and_idempotency_key(run_graph):
                                  "config": {"function": "tests.capture"}}), input={"q": 2})
     out = execution.output["second"]
     assert out == {"key": f"{execution.pk}:second:1", "up": {"x": 1}, "input": {"q": 2}}
+
+
+def test_rerun_after_a_lost_worker_keeps_its_key_and_costs_no_retry(db):
+    from apps.nodes.registry import register_function
+
+    seen = []
+
+    @register_function("tests.record_key")
+    def record_key(ctx):
+        seen.append((ctx.idempotency_key, ctx.attempt))
+        return {}
+
+    spec = chain({"id": "a", "type": "python", "config": {"function": "tests.record_key"},
+                  "retry": {"max_attempts": 1}})
+    execution = start_execution(StartRequest(definition=spec))
+    protocol.claim("dead-worker", 10, 30)
+    NodeRun.objects.filter(execution=execution).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1))
+    maintenance.reap_expired_leases()
+
+    execution = run_until_done(execution.pk)
+    assert execution.status == "succeeded"  # max_attempts 1, yet the crash did not fail it
+    assert seen == [(f"{execution.pk}:a:1", 1)]
+    assert [r.attempt for r in runs(execution, "a")] == [1, 2]
+
+
+def test_transform_reads_status_of_finished_nodes(run_graph):
+    spec = chain({"id": "a", "type": "noop", "fallback": "b"}, {"id": "b", "type": "noop"},
+                 {"id": "c", "type": "transform",
+                  "config": {"output": {"a": "nodes.a.status", "b": "nodes.b.status"}}},
+                 edges=[{"from": "a", "to": "c"}, {"from": "b", "to": "c"}])
+    execution = run_graph(spec)
+
+    assert execution.output == {"c": {"a": "succeeded", "b": "skipped"}}
+
+
+def test_compensation_runs_emit_compensation_events(run_graph):
+    spec = chain({"id": "a", "type": "noop", "compensate": "undo"}, {"id": "b", "type": "fail"},
+                 {"id": "undo", "type": "noop"}, edges=[{"from": "a", "to": "b"}])
+    execution = run_graph(spec)
+
+    types = list(execution.events.values_list("type", flat=True))
+    assert execution.status == "compensated"
+    assert types.index("compensation.started") < types.index("compensation.succeeded")
