@@ -1,0 +1,516 @@
+#!/usr/bin/env python
+"""Braid benchmark: latency, throughput and parked waits on real qcluster processes.
+
+    .venv/bin/python bench/run.py --db postgres        # PostgreSQL + Redis
+    .venv/bin/python bench/run.py --db sqlite          # the embedded default
+    .venv/bin/python bench/run.py --json --only W1 --scale 0.1 --runs 1
+
+W1  three sequential trivial nodes (examples/three_steps.json)
+    - latency: start → result, one execution at a time (p50, p95)
+    - throughput: 2,000 executions submitted at once (start_many)
+W2  1 → 10 → 1 fan-out / fan-in, 300 executions submitted at once
+W3  1,000 executions that each wait 1 s in a `delay` node: time until all
+    are done, and the peak PSS of every process the bench started
+
+Each figure is the median of --runs runs (default 3), with min and max. The
+bench makes its own database and Redis db, starts 1 qcluster (2 workers) and
+1 ticker, and stops them at the end. Targets are printed for orientation only.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procs import MemorySampler, Processes  # noqa: E402
+
+PG_URL = "postgres://postgres@127.0.0.1:5432/braid_bench"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/6"
+SQLITE_DIR = ROOT / "var" / "bench"
+WORKERS = 2
+SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000}
+MiB = 1024 * 1024
+
+# (metric, unit, better, {db: target}) — orientation only, never asserted.
+TARGETS = {
+    ("W1", "latency_p50_ms"): {"postgres": ("<=", 15), "sqlite": ("<=", 250)},
+    ("W1", "nodes_per_s"): {"postgres": (">=", 600)},
+    ("W2", "nodes_per_s"): {"postgres": (">=", 600)},
+    ("W3", "total_s"): {"postgres": ("<=", 3)},
+    ("W3", "peak_pss_mib"): {"postgres": ("<=", 250)},
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- environment -------------------------------------------------------------------
+
+def bench_env(db: str) -> dict:
+    """Environment for the bench process itself and for every child it starts."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BRAID_", "DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex + uuid.uuid4().hex,
+        "DEBUG": "0",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        "BRAID_WORKERS": str(WORKERS),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    })
+    if db == "postgres":
+        env.update({"DATABASE_URL": PG_URL, "REDIS_URL": BENCH_REDIS_URL})
+    else:
+        SQLITE_DIR.mkdir(parents=True, exist_ok=True)
+        env["BRAID_SQLITE_PATH"] = str(SQLITE_DIR / "bench.sqlite3")
+    return env
+
+
+def fresh_database(db: str, env: dict) -> None:
+    if db == "postgres":
+        import psycopg
+        import redis
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS braid_bench WITH (FORCE)")
+            conn.execute("CREATE DATABASE braid_bench")
+        redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+    else:
+        path = Path(env["BRAID_SQLITE_PATH"])
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+# --- workloads --------------------------------------------------------------------
+
+def fan_out_fan_in(width: int = 10) -> dict:
+    branches = [{"id": f"b{i}", "type": "transform",
+                 "config": {"output": {"v": f"input.n * 10 + {i}"}}} for i in range(width)]
+    total = " + ".join(f"nodes.b{i}.output.v" for i in range(width))
+    return {
+        "name": "Fan out, fan in (W2)",
+        "nodes": [{"id": "start", "type": "noop", "config": {"output": {"go": True}}},
+                  *branches,
+                  {"id": "join", "type": "transform", "config": {"output": {"sum": total}}}],
+        "edges": [{"from": "start", "to": b["id"]} for b in branches]
+        + [{"from": b["id"], "to": "join"} for b in branches],
+        "output": {"sum": "nodes.join.output.sum"},
+    }
+
+
+def one_second_wait() -> dict:
+    return {"name": "One-second wait (W3)",
+            "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": 1}}],
+            "output": {"waited": "nodes.wait.output.waited_s"}}
+
+
+def publish_workloads() -> None:
+    from apps.workflows.services import publish_version
+
+    three = json.loads((ROOT / "examples" / "three_steps.json").read_text())
+    publish_version("bench-three-steps", three)
+    publish_version("bench-fan", fan_out_fan_in())
+    publish_version("bench-wait", one_second_wait())
+
+
+def wait_all(tag: str, count: int, timeout: float, poll: float = 0.01) -> float | None:
+    """Poll until `count` executions tagged `tag` are finished; the monotonic time seen."""
+    from apps.engine.models import TERMINAL_EXECUTION, Execution
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done = Execution.objects.filter(client_id=tag,
+                                        status__in=TERMINAL_EXECUTION).count()
+        if done >= count:
+            return time.monotonic()
+        time.sleep(poll)
+    return None
+
+
+def outcome(tag: str) -> dict:
+    from django.db.models import Count
+
+    from apps.engine.models import Execution, NodeRun
+
+    statuses = dict(Execution.objects.filter(client_id=tag).values_list("status")
+                    .annotate(n=Count("id")).values_list("status", "n"))
+    nodes = NodeRun.objects.filter(execution__client_id=tag, status="succeeded").count()
+    return {"statuses": statuses, "nodes": nodes}
+
+
+def submit(workflow: str, n: int, tag: str, make_input) -> float:
+    """start_many in one call; returns the seconds the submit itself took."""
+    from apps.engine.start import StartRequest, start_many
+
+    requests = [StartRequest(workflow=workflow, input=make_input(i), client_id=tag)
+                for i in range(n)]
+    t0 = time.perf_counter()
+    start_many(requests)
+    return time.perf_counter() - t0
+
+
+def w1_latency(n: int, tag: str) -> dict:
+    from apps.engine.models import Execution
+    from apps.engine.start import StartRequest, start_execution, wait_for
+
+    samples, bad = [], 0
+    for i in range(n):
+        t0 = time.perf_counter()
+        execution = start_execution(StartRequest(workflow="bench-three-steps",
+                                                 input={"who": f"w{i}"}, client_id=tag))
+        execution = wait_for(execution.pk, 30)
+        samples.append((time.perf_counter() - t0) * 1000)
+        bad += execution.status != "succeeded"
+    samples.sort()
+    # The same executions seen from the database: created → finished (no client polling).
+    server = sorted((f - c).total_seconds() * 1000 for c, f in Execution.objects.filter(
+        client_id=tag, finished_at__isnull=False).values_list("created_at", "finished_at"))
+    return {"latency_p50_ms": percentile(samples, 50), "latency_p95_ms": percentile(samples, 95),
+            "latency_max_ms": samples[-1], "server_p50_ms": percentile(server, 50),
+            "server_p95_ms": percentile(server, 95), "failed": bad}
+
+
+def throughput(workflow: str, n: int, tag: str, nodes_each: int, make_input,
+               timeout: float = 600) -> dict:
+    t0 = time.monotonic()
+    submit_s = submit(workflow, n, tag, make_input)
+    t_end = wait_all(tag, n, timeout)
+    if t_end is None:
+        raise RuntimeError(f"{tag}: not all {n} executions finished within {timeout}s: "
+                           f"{outcome(tag)}")
+    total = t_end - t0
+    result = outcome(tag)
+    ok = result["statuses"].get("succeeded", 0)
+    return {"total_s": total, "submit_s": submit_s, "executions_per_s": n / total,
+            "nodes_per_s": result["nodes"] / total, "nodes": result["nodes"],
+            "expected_nodes": n * nodes_each, "failed": n - ok}
+
+
+def w1(run: int, scale: float) -> dict:
+    lat_n = scaled(SIZES["W1_latency"], scale)
+    thr_n = scaled(SIZES["W1_throughput"], scale)
+    log(f"W1 run {run}: latency, {lat_n} executions one at a time")
+    figures = w1_latency(lat_n, f"w1-lat-{run}")
+    log(f"W1 run {run}: throughput, {thr_n} executions at once")
+    thr = throughput("bench-three-steps", thr_n, f"w1-thr-{run}", 3, lambda i: {"who": str(i)})
+    figures.update({k: v for k, v in thr.items() if k != "failed"})
+    figures["failed"] += thr["failed"]
+    return figures
+
+
+def w2(run: int, scale: float) -> dict:
+    n = scaled(SIZES["W2"], scale)
+    log(f"W2 run {run}: {n} fan-out/fan-in executions at once")
+    return throughput("bench-fan", n, f"w2-{run}", 12, lambda i: {"n": i})
+
+
+def w3(run: int, scale: float, procs: Processes) -> dict:
+    n = scaled(SIZES["W3"], scale)
+    log(f"W3 run {run}: {n} executions waiting 1 s each")
+    idle = procs.pss_bytes()
+    with MemorySampler(procs) as sampler:
+        figures = throughput("bench-wait", n, f"w3-{run}", 1, lambda i: {})
+    figures.update({"peak_pss_mib": sampler.peak / MiB, "idle_pss_mib": idle / MiB,
+                    "pss_samples": sampler.samples,
+                    "processes": len(procs.all_processes())})
+    return figures
+
+
+def analyze() -> None:
+    """Fresh planner statistics before each run (untimed).
+
+    The tables grow from empty to ~10^5 rows during a bench; without statistics
+    (autovacuum off, or not yet run on a young database) PostgreSQL picks
+    sequential scans for the engine's `execution_id IN (…)` reads.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+
+
+def scaled(size: int, scale: float) -> int:
+    return max(1, round(size * scale))
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = (len(sorted_values) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def warm_up() -> None:
+    """Load graphs, open connections and fork-time state in every worker before timing."""
+    from apps.engine.start import StartRequest, start_execution, wait_for
+
+    for workflow, data in (("bench-three-steps", {"who": "warm"}), ("bench-fan", {"n": 1})):
+        for _ in range(10):
+            e = start_execution(StartRequest(workflow=workflow, input=data, client_id="warm"))
+            wait_for(e.pk, 30)
+    submit("bench-three-steps", 100, "warm-burst", lambda i: {"who": "warm"})
+    if wait_all("warm-burst", 100, 120) is None:
+        raise RuntimeError(f"warm-up did not finish: {outcome('warm-burst')}")
+
+
+# --- facts and report -----------------------------------------------------------
+
+def machine_facts(db: str, processes: str) -> dict:
+    import django
+    import psutil
+    from django.conf import settings
+    from django.db import connection
+
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SHOW server_version")
+            db_version = "PostgreSQL " + cur.fetchone()[0]
+            cur.execute("SHOW synchronous_commit")
+            db_version += f" (synchronous_commit={cur.fetchone()[0]}"
+            cur.execute("SHOW autovacuum")
+            autovacuum = cur.fetchone()[0]
+            db_version += f", autovacuum={autovacuum}"
+            if autovacuum != "on":
+                db_version += "; the bench runs ANALYZE before every run"
+            db_version += ")"
+        else:
+            cur.execute("select sqlite_version()")
+            db_version = "SQLite " + cur.fetchone()[0] + " (WAL, synchronous=NORMAL)"
+    broker = "ORM (same SQLite file)"
+    if getattr(settings, "REDIS_URL", ""):
+        import redis
+
+        info = redis.Redis.from_url(settings.REDIS_URL).info("server")
+        broker = f"Redis {info.get('redis_version')} ({settings.REDIS_URL})"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit += " (+ uncommitted changes)" if dirty else ""
+    except OSError:
+        commit = "?"
+    from importlib.metadata import version
+
+    cfg = settings.BRAID
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": cpu_model,
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "django_q2": version("django-q2"),
+        "db": db,
+        "database": db_version,
+        "broker": broker,
+        "commit": commit,
+        "processes": (f"1 qcluster x {WORKERS} workers + 1 ticker (manage.py qcluster, "
+                      f"manage.py braid ticker)" if processes == "split" else
+                      f"1 `manage.py braid worker`: cluster x {WORKERS} workers, ticker in "
+                      f"its main process"),
+        "braid": {k: cfg[k] for k in ("WORKERS", "CLAIM_BATCH", "MAX_INFLIGHT", "THREADS",
+                                      "LEASE_S", "TICK_S", "REAP_EVERY_S")},
+        "q_poll_s": settings.Q_CLUSTER.get("poll"),
+    }
+
+
+def summarize(runs: list[dict]) -> dict:
+    keys = [k for k in runs[0] if isinstance(runs[0][k], int | float)]
+    return {k: {"median": statistics.median(r[k] for r in runs),
+                "min": min(r[k] for r in runs), "max": max(r[k] for r in runs),
+                "runs": [r[k] for r in runs]} for k in keys}
+
+
+def target_text(workload: str, metric: str, db: str) -> str:
+    target = TARGETS.get((workload, metric), {}).get(db)
+    return f"{'≤' if target[0] == '<=' else '≥'} {target[1]:g}" if target else ""
+
+
+def meets(workload: str, metric: str, db: str, value: float) -> str:
+    target = TARGETS.get((workload, metric), {}).get(db)
+    if not target:
+        return ""
+    ok = value <= target[1] if target[0] == "<=" else value >= target[1]
+    return "ok" if ok else "MISS"
+
+
+ROWS = {
+    "W1": [("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
+           ("latency_max_ms", "latency max (ms)"),
+           ("server_p50_ms", "in-DB p50, created→finished (ms)"),
+           ("server_p95_ms", "in-DB p95, created→finished (ms)"), ("submit_s", "2,000 at once: submit (s)"),
+           ("total_s", "2,000 at once: submit → all done (s)"),
+           ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
+           ("failed", "failed executions")],
+    "W2": [("submit_s", "submit (s)"), ("total_s", "submit → all done (s)"),
+           ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
+           ("failed", "failed executions")],
+    "W3": [("submit_s", "submit (s)"), ("total_s", "submit → all done (s)"),
+           ("executions_per_s", "executions/s"), ("peak_pss_mib", "peak PSS (MiB)"),
+           ("idle_pss_mib", "idle PSS before (MiB)"), ("processes", "processes measured"),
+           ("failed", "failed executions")],
+}
+TITLES = {
+    "W1": "W1 three sequential trivial nodes (examples/three_steps.json)",
+    "W2": "W2 fan-out/fan-in 1 → 10 → 1",
+    "W3": "W3 executions waiting 1 s in a delay node",
+}
+
+
+def render_text(report: dict) -> str:
+    m = report["machine"]
+    out = [
+        "Braid benchmark",
+        f"  date      {m['date']}   host {m['host']}",
+        f"  machine   {m['cores_logical']} logical / {m['cores_physical']} physical cores, "
+        f"{m['memory_gib']} GiB, {m['cpu']}",
+        f"  load avg  {m['load_avg']} (at start)",
+        f"  software  Python {m['python']}, Django {m['django']}, django-q2 {m['django_q2']}, "
+        f"{m['os']}",
+        f"  database  {m['database']}",
+        f"  broker    {m['broker']}",
+        f"  processes {m['processes']}; BRAID {m['braid']}; q2 poll {m['q_poll_s']} s",
+        f"  commit    {m['commit']}",
+        f"  runs      {report['runs']} per workload (median [min … max]), scale {report['scale']}"
+        f", sizes {report['sizes']}",
+        "",
+    ]
+    db = report["machine"]["db"]
+    for workload, summary in report["workloads"].items():
+        out.append(TITLES[workload] + f"  ({report['sizes_by_workload'][workload]})")
+        out.append(f"  {'figure':<38}{'median':>10}  {'[min … max]':<22}{'target':<10}")
+        for key, label in ROWS[workload]:
+            if key not in summary:
+                continue
+            s = summary[key]
+            fmt = (lambda v: f"{v:.0f}") if key in ("failed", "processes") else (
+                lambda v: f"{v:.1f}" if v >= 10 else f"{v:.3g}")
+            span = f"[{fmt(s['min'])} … {fmt(s['max'])}]"
+            target = target_text(workload, key, db)
+            verdict = meets(workload, key, db, s["median"])
+            out.append(f"  {label:<38}{fmt(s['median']):>10}  {span:<22}"
+                       f"{(target + ' ' + verdict).strip():<10}")
+        out.append("")
+    out.append("Targets are for orientation (PostgreSQL+Redis: W1 p50 ≤ 15 ms, W1 and W2 ≥ 600 "
+               "nodes/s, W3 ≤ 3 s in ≤ 250 MiB; embedded default: W1 p50 ≤ 250 ms).")
+    return "\n".join(out)
+
+
+# --- main -------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="sqlite",
+                        help="postgres: PostgreSQL braid_bench + Redis db 6; "
+                             "sqlite: the embedded default (default)")
+    parser.add_argument("--processes", choices=["split", "worker"], default="split",
+                        help="split: `qcluster` + `braid ticker` (default); worker: one "
+                             "`braid worker` (cluster with the ticker in its main process)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
+    parser.add_argument("--only", default="W1,W2,W3", help="comma-separated: W1,W2,W3")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="fraction of the workload sizes (e.g. 0.1 for a smoke run)")
+    args = parser.parse_args(argv)
+    only = [w.strip().upper() for w in args.only.split(",") if w.strip()]
+    if not set(only) <= {"W1", "W2", "W3"} or args.runs < 1 or args.scale <= 0:
+        parser.error("--only takes W1,W2,W3; --runs ≥ 1; --scale > 0")
+
+    env = bench_env(args.db)
+    fresh_database(args.db, env)
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    log(f"migrating a fresh {args.db} database")
+    call_command("migrate", verbosity=0, interactive=False)
+    publish_workloads()
+
+    procs = Processes(env, SQLITE_DIR / "logs" / args.db)
+    # A SIGTERM to the bench still stops every process it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        if args.processes == "split":
+            log(f"starting 1 qcluster ({WORKERS} workers) and 1 ticker")
+            procs.start_qcluster(WORKERS)
+            procs.start_ticker()
+        else:
+            log(f"starting 1 `braid worker` ({WORKERS} workers, ticker in its main process)")
+            procs.start_qcluster(WORKERS, with_ticker=True)
+        facts = machine_facts(args.db, args.processes)
+        log("warming up")
+        warm_up()
+        analyze()
+        results = {}
+        for workload in only:
+            runs = []
+            for run in range(1, args.runs + 1):
+                procs.check_alive()
+                analyze()
+                if workload == "W1":
+                    runs.append(w1(run, args.scale))
+                elif workload == "W2":
+                    runs.append(w2(run, args.scale))
+                else:
+                    runs.append(w3(run, args.scale, procs))
+                log(f"{workload} run {run}: " + ", ".join(
+                    f"{k}={v:.4g}" for k, v in runs[-1].items() if isinstance(v, float)))
+            results[workload] = summarize(runs)
+    finally:
+        log("stopping processes")
+        procs.stop()
+
+    sizes = {k: scaled(v, args.scale) for k, v in SIZES.items()}
+    report = {
+        "machine": facts, "runs": args.runs, "scale": args.scale, "sizes": sizes,
+        "sizes_by_workload": {
+            "W1": f"{sizes['W1_latency']} one at a time; {sizes['W1_throughput']} at once",
+            "W2": f"{sizes['W2']} executions, 12 nodes each",
+            "W3": f"{sizes['W3']} executions"},
+        "targets": {f"{w}.{m}": t for (w, m), t in TARGETS.items()},
+        "workloads": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_text(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
