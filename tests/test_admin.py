@@ -24,7 +24,7 @@ from tests.conftest import load_example, run_until_done
 
 SLOW = {
     "name": "Slow",
-    "nodes": [{"id": "first", "type": "noop"},
+    "nodes": [{"id": "first", "type": "python", "config": {"function": "braid.echo"}},
               {"id": "nap", "type": "delay", "config": {"seconds": 3600}}],
     "edges": [{"from": "first", "to": "nap"}],
 }
@@ -44,7 +44,7 @@ def running(db):
     """An execution whose first node a worker holds right now."""
     publish_version("slow", SLOW)
     execution = start_execution(StartRequest(workflow="slow"))
-    claims = protocol.claim("test-worker", 10, 60)
+    claims = protocol.claim("test-worker", 10, 60).claims
     assert [c.node_id for c in claims] == ["first"]
     execution.refresh_from_db()
     assert execution.status == "running"

@@ -125,6 +125,9 @@ class NodeRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
+    # The seq of the event that finished it: the exact completion order within an
+    # execution (compensation undoes steps in reverse of it), even within one commit.
+    finished_seq = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["execution", "id"]

@@ -1,21 +1,26 @@
 """The durable execution protocol's database steps: claim, complete, heartbeat.
 
-Each function is one short transaction. Handlers never run inside one.
+Each function is one short transaction. Handlers never run inside one, except
+*pure* ones (noop, transform, delay, fail: no side effects, microseconds),
+which are fused into the transaction that leased them: a chain of glue nodes
+costs one commit, not one per node.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 
 from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.models import NodeRun
 from apps.engine.transitions import (
     Batch,
@@ -27,25 +32,21 @@ from apps.engine.transitions import (
     settle,
     update_progress,
 )
+from apps.engine.wakeup import wake_on_commit
+from apps.nodes.registry import get_node_type
 
 log = logging.getLogger(__name__)
+MAX_FUSED_ROUNDS = 64  # bounds the work one transaction does on a long pure chain
+
+__all__ = ["Result", "Claimed", "claim", "complete", "heartbeat", "retrying"]
 
 
 @dataclass
-class Result:
-    """What a handler produced for one claimed run (its lease token is the fence)."""
-
-    run_id: int
-    lease_token: int
-    execution_id: str
-    outcome: str  # succeeded | failed | parked
-    output: object = None
-    error_class: str = ""
-    message: str = ""
-    retryable: bool = True
-    duration_ms: float | None = None
-    park_until: datetime | None = None
-    extra: dict = field(default_factory=dict)
+class Claimed:
+    claims: list[Claim]
+    # Ready work existed but other workers held its executions: try again soon.
+    contended: bool = False
+    fused: int = 0  # pure runs leased and finished inside the claim
 
 
 def retrying(fn):
@@ -74,16 +75,18 @@ def _find(state, run_id):
 
 
 @retrying
-def claim(worker: str, limit: int, lease_s: float) -> list[Claim]:
+def claim(worker: str, limit: int, lease_s: float) -> Claimed:
     """Lease up to `limit` READY runs, highest priority then oldest first.
 
-    Candidates are read without locks; their executions are then locked with
-    SKIP LOCKED. An execution locked by someone else (a completion, another
-    claimer) is skipped this round: its runs are theirs to continue, or ours next
-    time. On SQLite the IMMEDIATE transaction makes the whole claim exclusive.
+    1. Read candidates without locks.
+    2. Lock just enough of their executions with SKIP LOCKED. An execution
+       locked by someone else (a completion, another claimer) is skipped: its
+       runs are theirs to continue, or ours on the next try. On SQLite the
+       IMMEDIATE transaction makes the whole claim exclusive.
+    3. Re-check each run under the lock, lease it, then run pure handlers at once.
     """
     if limit <= 0:
-        return []
+        return Claimed([])
     now = timezone.now()
     with transaction.atomic():
         candidates = list(
@@ -93,10 +96,12 @@ def claim(worker: str, limit: int, lease_s: float) -> list[Claim]:
             .values_list("id", "execution_id")[: limit * 2]
         )
         if not candidates:
-            return []
-        executions = lock_executions({eid for _, eid in candidates}, skip_locked=True)
+            return Claimed([])
+        wanted = list(dict.fromkeys(eid for _, eid in candidates[:limit]))
+        executions = lock_executions(wanted, skip_locked=True)
+        contended = len(executions) < len(wanted)
         if not executions:
-            return []
+            return Claimed([], contended=True)
         states = load_states(executions)
         batch = Batch(worker, now)
         for run_id, execution_id in candidates:
@@ -111,8 +116,10 @@ def claim(worker: str, limit: int, lease_s: float) -> list[Claim]:
         for state in states.values():
             if state.execution.id in batch.executions:
                 update_progress(batch, state)
+        room = [max(0, limit - len(batch.claims))]
+        fused = _fuse_pure(batch, states, lease_s, room)
         batch.flush()
-    return batch.claimed()
+    return Claimed(batch.claimed(), contended, fused)
 
 
 @retrying
@@ -121,12 +128,13 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
 
     A result counts only if its run is still RUNNING under the same lease token:
     a run whose lease expired (and was re-queued) or that was cancelled keeps
-    its newer state, and the late result is dropped.
+    its newer state, and the late result is dropped. Ready successors beyond
+    `capacity` stay READY and another worker is woken for them.
     """
     if not results:
         return []
     with transaction.atomic():
-        executions = lock_executions({r.execution_id for r in results})
+        executions = lock_executions({_uuid(r.execution_id) for r in results})
         states = load_states(executions)
         batch = Batch(worker)
         changed, for_good = defaultdict(list), defaultdict(list)
@@ -136,26 +144,56 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
             if run is None or run.status != "running" or run.lease_token != result.lease_token:
                 log.info("dropped the late result of node run %s", result.run_id)
                 continue
-            eid = state.execution.id
-            if result.outcome == "succeeded":
-                finish_run(batch, state, run, "succeeded", output=result.output,
-                           duration_ms=result.duration_ms)
-                changed[eid].append(run.node_id)
-            elif result.outcome == "parked":
-                park(batch, state, run, result)
-                changed.setdefault(eid, [])
-            else:
-                if fail_run(batch, state, run, result.error_class, result.message,
-                            result.retryable, duration_ms=result.duration_ms):
-                    changed[eid].append(run.node_id)
-                    for_good[eid].append(run)
-                else:
-                    changed.setdefault(eid, [])
+            apply_result(batch, state, run, result, changed, for_good)
         room = [capacity]
         for eid in changed:
             settle(batch, states[eid], changed[eid], for_good[eid], lease_s, room)
+        _fuse_pure(batch, states, lease_s, room)
         batch.flush()
+        if any(r.status == "ready" and r.not_before is None for r in batch.new_runs):
+            wake_on_commit(1)
     return batch.claimed()
+
+
+def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for_good) -> None:
+    eid = state.execution.id
+    changed.setdefault(eid, [])
+    if result.outcome == "succeeded":
+        finish_run(batch, state, run, "succeeded", output=result.output,
+                   duration_ms=result.duration_ms)
+        changed[eid].append(run.node_id)
+    elif result.outcome == "parked":
+        park(batch, state, run, result)
+    elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
+                  duration_ms=result.duration_ms):
+        changed[eid].append(run.node_id)
+        for_good[eid].append(run)
+
+
+def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> int:
+    """Run the pure handlers of runs leased in this batch, inside this transaction.
+
+    Each round runs what the previous round made ready, so a chain of pure nodes
+    finishes in one commit. A fused run frees its in-flight slot at once.
+    """
+    fused: set[int] = set()
+    for _ in range(MAX_FUSED_ROUNDS):
+        todo = [(run, state) for run, state in batch.claims
+                if id(run) not in fused and run.status == "running"
+                and is_pure(state.graph.nodes[run.node_id].type)]
+        if not todo:
+            break
+        changed, for_good = defaultdict(list), defaultdict(list)
+        for run, state in todo:
+            fused.add(id(run))
+            room[0] += 1
+            claim = batch.claim_for(run, state)
+            result = call_sync(get_node_type(claim.node_type), claim)
+            apply_result(batch, state, run, result, changed, for_good)
+        for eid in changed:
+            settle(batch, states[eid], changed[eid], for_good[eid], lease_s, room)
+    batch.claims = [(r, s) for r, s in batch.claims if id(r) not in fused]
+    return len(fused)
 
 
 def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
@@ -169,6 +207,7 @@ def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
         "node": run.node_id, "attempt": run.attempt,
         "until": result.park_until.isoformat() if result.park_until else None,
         "reason": result.extra.get("reason", "timer")})
+    update_progress(batch, state)
 
 
 @retrying
@@ -186,6 +225,4 @@ def heartbeat(worker: str, held: dict[int, int], lease_s: float) -> set[int]:
 
 
 def _uuid(value):
-    import uuid
-
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -9,7 +9,6 @@ database work and commits finished results in groups.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import threading
@@ -20,9 +19,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.engine.protocol import Result
+from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
 from apps.engine.transitions import Claim
-from apps.nodes.contract import NodeContext, NodeError, Park
+from apps.nodes.contract import NodeContext, NodeError
 from apps.nodes.registry import get_node_type
 
 
@@ -47,17 +46,15 @@ class Runner:
 
     def start(self, claim: Claim) -> InFlight:
         node_type = get_node_type(claim.node_type)
-        ctx = NodeContext(execution_id=claim.execution_id, node_id=claim.node_id,
-                          node_type=claim.node_type, attempt=claim.attempt,
-                          config=claim.config, input=claim.input, nodes=claim.nodes)
+        ctx = context_for(claim)
         now = time.monotonic()
         flight = InFlight(claim, ctx, now, now + claim.timeout_s if claim.timeout_s else None)
         if node_type is None:
-            self.done.put((flight, failure(claim, flight, NodeError(
+            self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
         elif node_type.inline:
-            self.done.put((flight, self._call(node_type, flight)))
+            self.done.put((flight, call_sync(node_type, claim, ctx)))
         elif node_type.is_async:
             flight.future = asyncio.run_coroutine_threadsafe(
                 self._call_async(node_type, flight), self.loop)
@@ -96,67 +93,29 @@ class Runner:
             flight.future.cancel()
 
     # --- calling handlers ------------------------------------------------------
-    def _call(self, node_type, flight: InFlight) -> Result:
-        try:
-            return outcome(flight, node_type.run(flight.ctx))
-        except Exception as exc:  # every failure becomes a classified result
-            return failure(flight.claim, flight, exc)
-
     def _call_threaded(self, node_type, flight: InFlight) -> Result:
         try:
-            return self._call(node_type, flight)
+            return call_sync(node_type, flight.claim, flight.ctx)
         finally:
             close_old_connections()  # user functions may use the ORM on this thread
 
     async def _call_async(self, node_type, flight: InFlight) -> Result:
+        claim = flight.claim
         try:
             coro = node_type.run(flight.ctx)
-            if flight.claim.timeout_s:
-                value = await asyncio.wait_for(coro, flight.claim.timeout_s)
+            if claim.timeout_s:
+                value = await asyncio.wait_for(coro, claim.timeout_s)
             else:
                 value = await coro
-            return outcome(flight, value)
+            return outcome(claim, value, flight.started)
         except TimeoutError:
-            return failure(flight.claim, flight, NodeError(
-                f"timed out after {flight.claim.timeout_s}s", error_class="timeout"))
+            return failure(claim, NodeError(f"timed out after {claim.timeout_s}s",
+                                            error_class="timeout"), flight.started)
         except asyncio.CancelledError:
-            return failure(flight.claim, flight, NodeError("cancelled", error_class="cancelled",
-                                                           retryable=False))
+            return failure(claim, NodeError("cancelled", error_class="cancelled",
+                                            retryable=False), flight.started)
         except Exception as exc:
-            return failure(flight.claim, flight, exc)
-
-
-def _elapsed_ms(flight: InFlight) -> float:
-    return (time.monotonic() - flight.started) * 1000
-
-
-def outcome(flight: InFlight, value) -> Result:
-    claim = flight.claim
-    if isinstance(value, Park):
-        return Result(claim.run_id, claim.lease_token, claim.execution_id, "parked",
-                      output=value.output, park_until=value.until,
-                      duration_ms=_elapsed_ms(flight), extra={"reason": value.reason})
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        return failure(claim, flight, NodeError(f"output is not JSON: {exc}", retryable=False))
-    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
-        return failure(claim, flight, NodeError(
-            f"output is {size} bytes, more than {settings.BRAID['MAX_PAYLOAD_BYTES']}",
-            retryable=False))
-    return Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
-                  output=value, duration_ms=_elapsed_ms(flight))
-
-
-def failure(claim: Claim, flight: InFlight | None, exc: BaseException) -> Result:
-    if isinstance(exc, NodeError):
-        error_class, retryable, message = exc.error_class, exc.retryable, str(exc)
-    else:
-        error_class, retryable = "execution", True
-        message = f"{type(exc).__name__}: {exc}"
-    return Result(claim.run_id, claim.lease_token, claim.execution_id, "failed",
-                  error_class=error_class, message=message, retryable=retryable,
-                  duration_ms=_elapsed_ms(flight) if flight else None)
+            return failure(claim, exc, flight.started)
 
 
 _runner: Runner | None = None

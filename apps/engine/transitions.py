@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
               "wake_at", "wake_output", "worker", "lease_expires_at", "lease_token",
-              "lease_losses", "started_at", "finished_at", "duration_ms"]
+              "lease_losses", "started_at", "finished_at", "duration_ms", "finished_seq"]
 EXECUTION_FIELDS = ["status", "output", "error", "current_nodes", "completed_nodes",
                     "total_nodes", "last_seq", "started_at", "finished_at", "updated_at"]
 
@@ -168,17 +168,18 @@ class Batch:
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
 
+    def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
+        node = state.graph.nodes[run.node_id]
+        scope = planning.expression_scope(state.execution.input, state.node_states())
+        return Claim(run_id=run.pk, lease_token=run.lease_token,
+                     execution_id=str(state.execution.id), node_id=run.node_id,
+                     attempt=policy_attempt(run), node_type=node.type, config=node.config,
+                     timeout_s=node.timeout_s, input=state.execution.input,
+                     nodes=scope["nodes"])
+
     def claimed(self) -> list[Claim]:
-        claims = []
-        for run, state in self.claims:
-            node = state.graph.nodes[run.node_id]
-            scope = planning.expression_scope(state.execution.input, state.node_states())
-            claims.append(Claim(
-                run_id=run.pk, lease_token=run.lease_token,
-                execution_id=str(state.execution.id), node_id=run.node_id,
-                attempt=policy_attempt(run), node_type=node.type, config=node.config,
-                timeout_s=node.timeout_s, input=state.execution.input, nodes=scope["nodes"]))
-        return claims
+        """The claims to hand to the worker (after flush: new runs have their ids)."""
+        return [self.claim_for(run, state) for run, state in self.claims]
 
 
 def policy_attempt(run: NodeRun) -> int:
@@ -213,6 +214,7 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
         payload.update(error_class=error_class, message=run.error_message)
     kind = "compensation" if run.compensation else "node"
     batch.event(state.execution, f"{kind}.{status}", payload)
+    run.finished_seq = state.execution.last_seq
 
 
 def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str,
@@ -341,7 +343,7 @@ def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None
     cancel_active(batch, state, "execution failed: " + (error.get("message") or "")[:200])
     execution.error = error
     done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: (r.finished_at or batch.now, r.pk or 0))
+                  key=lambda r: r.finished_seq or 0)
     order = planning.compensation_order(state.graph, [r.node_id for r in done])
     if not order:
         finish_execution(batch, state, "failed", error=error)
@@ -366,7 +368,7 @@ def _continue_compensation(batch: Batch, state: ExecutionState,
         update_progress(batch, state)
         return
     done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: (r.finished_at or batch.now, r.pk or 0))
+                  key=lambda r: r.finished_seq or 0)
     order = planning.compensation_order(state.graph, [r.node_id for r in done])
     remaining = [n for n in order if n not in state.compensations]
     if remaining:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import time
 
 from django.conf import settings
 
 from apps.engine import protocol
-from apps.engine.runner import InFlight, failure, get_runner
+from apps.engine.handlers import Result, failure
+from apps.engine.runner import InFlight, get_runner
 from apps.engine.wakeup import wake_workers
 from apps.nodes.contract import NodeError
 
@@ -47,17 +49,23 @@ def drain(budget_s: float | None = None) -> int:
         now = time.monotonic()
         stopping = now >= end
         free = max_inflight - len(inflight)
-        claimed = 0
-        if free > 0 and not stopping and now >= next_claim:
+        claimed = contended = 0
+        # With nothing in flight, always look again before quitting: a short
+        # claim's back-off must not end a drain while work is left.
+        if free > 0 and not stopping and (now >= next_claim or not inflight):
             want = min(free, batch)
-            claims = protocol.claim(me, want, lease_s)
-            claimed = len(claims)
-            next_claim = 0.0 if claimed == want else now + IDLE_CLAIM_S
-            for c in claims:
+            got = protocol.claim(me, want, lease_s)
+            claimed, contended = len(got.claims), got.contended
+            finished += got.fused
+            next_claim = 0.0 if claimed == want or contended else now + IDLE_CLAIM_S
+            for c in got.claims:
                 inflight[c.run_id] = runner.start(c)
         if not inflight:
-            if claimed == 0:
+            if claimed == 0 and not contended:
                 break
+            if contended and claimed == 0:
+                # Another worker holds those executions for a few milliseconds.
+                time.sleep(random.uniform(0.001, 0.005))
             continue
         results = [r for _, r in runner.wait(_wait_for(inflight, next_beat, next_claim))
                    if inflight.pop(r.run_id, None) is not None]
@@ -85,7 +93,7 @@ def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float
     return max(0.0, min(until - now, 0.2))
 
 
-def _overdue(runner, inflight: dict[int, InFlight]) -> list[protocol.Result]:
+def _overdue(runner, inflight: dict[int, InFlight]) -> list[Result]:
     """Blocking handlers past their timeout: fail them `timeout`, abandon the thread."""
     now = time.monotonic()
     results = []
@@ -93,6 +101,7 @@ def _overdue(runner, inflight: dict[int, InFlight]) -> list[protocol.Result]:
         if flight.deadline is not None and now >= flight.deadline:
             runner.cancel(flight)
             del inflight[rid]
-            results.append(failure(flight.claim, flight, NodeError(
-                f"timed out after {flight.claim.timeout_s}s", error_class="timeout")))
+            results.append(failure(flight.claim, NodeError(
+                f"timed out after {flight.claim.timeout_s}s", error_class="timeout"),
+                flight.started))
     return results

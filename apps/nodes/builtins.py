@@ -21,6 +21,7 @@ class Noop(NodeType):
     config_schema = {"type": "object", "properties": {"output": {}},
                      "additionalProperties": False}
     inline = True
+    pure = True
 
     def run(self, ctx: NodeContext):
         return ctx.config.get("output", {})
@@ -38,6 +39,7 @@ class Transform(NodeType):
         "additionalProperties": False,
     }
     inline = True
+    pure = True
 
     def validate_config(self, config):
         problems = super().validate_config(config)
@@ -141,6 +143,7 @@ class Delay(NodeType):
         "additionalProperties": False,
     }
     inline = True
+    pure = True
 
     def run(self, ctx: NodeContext):
         seconds = ctx.config["seconds"]
@@ -164,6 +167,7 @@ class Fail(NodeType):
         "additionalProperties": False,
     }
     inline = True
+    pure = True
 
     def run(self, ctx: NodeContext):
         times = ctx.config.get("times", -1)

@@ -18,12 +18,15 @@ class NodeType:
     `Park`, or raises a `NodeError`. `inline = True` marks cheap, non-blocking
     handlers the worker runs on its own thread; others run on a thread pool
     (sync) or on the worker's event loop (async), with the node's timeout.
+    `pure = True` (implies inline) promises no side effects and no I/O: the
+    engine may then run the handler inside the transaction that leased it.
     """
 
     name: str = ""
     description: str = ""
     config_schema: dict = {"type": "object"}
     inline: bool = False
+    pure: bool = False
 
     def validate_config(self, config: dict) -> list[str]:
         """Every problem with `config`, as readable sentences. Override to add checks."""

@@ -204,13 +204,16 @@ def test_cancel_marks_pending_nodes_cancelled(db):
     assert [(r.node_id, r.status) for r in runs(execution)] == [("a", "cancelled")]
     with pytest.raises(Conflict):
         cancel_execution(execution.pk)
-    assert protocol.claim("w", 10, 5) == []
+    assert protocol.claim("w", 10, 5).claims == []
+
+
+ECHO = {"type": "python", "config": {"function": "braid.echo"}}
 
 
 def test_cancel_drops_the_result_of_a_running_node(db):
-    spec = chain({"id": "a", "type": "noop"}, {"id": "b", "type": "noop"})
+    spec = chain({"id": "a", **ECHO}, {"id": "b", "type": "noop"})
     execution = start_execution(StartRequest(definition=spec))
-    (claim,) = protocol.claim("w1", 10, 30)
+    (claim,) = protocol.claim("w1", 10, 30).claims
 
     cancel_execution(execution.pk)
     late = protocol.Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
@@ -223,9 +226,9 @@ def test_cancel_drops_the_result_of_a_running_node(db):
 
 
 def test_expired_lease_is_requeued_as_a_new_attempt_and_late_result_dropped(db):
-    spec = chain({"id": "a", "type": "noop"})
+    spec = chain({"id": "a", **ECHO})
     execution = start_execution(StartRequest(definition=spec))
-    (claim,) = protocol.claim("dead-worker", 10, 30)
+    (claim,) = protocol.claim("dead-worker", 10, 30).claims
     NodeRun.objects.filter(pk=claim.run_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1))
 
@@ -238,7 +241,8 @@ def test_expired_lease_is_requeued_as_a_new_attempt_and_late_result_dropped(db):
     first, second = runs(execution, "a")
     assert (first.attempt, first.status, first.error_class) == (1, "failed", "resource")
     assert "lease expired" in first.error_message
-    assert (second.attempt, second.status, second.output) == (2, "succeeded", {})
+    assert (second.attempt, second.status) == (2, "succeeded")
+    assert "late" not in second.output
 
 
 def test_deadline_times_out_the_execution(db):
@@ -351,7 +355,7 @@ def test_rerun_after_a_lost_worker_keeps_its_key_and_costs_no_retry(db):
     spec = chain({"id": "a", "type": "python", "config": {"function": "tests.record_key"},
                   "retry": {"max_attempts": 1}})
     execution = start_execution(StartRequest(definition=spec))
-    protocol.claim("dead-worker", 10, 30)
+    assert len(protocol.claim("dead-worker", 10, 30).claims) == 1
     NodeRun.objects.filter(execution=execution).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1))
     maintenance.reap_expired_leases()
@@ -380,3 +384,30 @@ def test_compensation_runs_emit_compensation_events(run_graph):
     types = list(execution.events.values_list("type", flat=True))
     assert execution.status == "compensated"
     assert types.index("compensation.started") < types.index("compensation.succeeded")
+
+
+def test_a_chain_of_pure_nodes_finishes_in_the_claim_that_leased_it(db):
+    execution = start_execution(StartRequest(definition=load_example("three_steps"),
+                                             input={"who": "x"}))
+
+    got = protocol.claim("w", 10, 30)
+
+    assert (got.claims, got.fused) == ([], 3)
+    execution.refresh_from_db()
+    assert execution.status == "succeeded" and execution.output == {"step": 3, "who": "x"}
+    types = list(execution.events.values_list("type", flat=True))
+    assert types.count("node.started") == types.count("node.succeeded") == 3
+
+
+def test_pure_successors_of_a_side_effect_node_are_fused_into_its_completion(db):
+    spec = chain({"id": "a", **ECHO}, {"id": "b", "type": "noop"}, {"id": "c", "type": "noop"})
+    execution = start_execution(StartRequest(definition=spec))
+    (claim,) = protocol.claim("w", 10, 30).claims
+    result = protocol.Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
+                             output={"ok": 1})
+
+    assert protocol.complete([result], "w", 10, 30) == []
+    execution.refresh_from_db()
+    assert execution.status == "succeeded"
+    assert [(r.node_id, r.status) for r in runs(execution)] == [
+        ("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded")]

@@ -1,0 +1,82 @@
+"""Calling a node handler and turning what it did into a `Result`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+
+from apps.engine.transitions import Claim
+from apps.nodes.contract import NodeContext, NodeError, Park
+from apps.nodes.registry import get_node_type
+
+
+@dataclass
+class Result:
+    """What a handler produced for one claimed run (its lease token is the fence)."""
+
+    run_id: int
+    lease_token: int
+    execution_id: str
+    outcome: str  # succeeded | failed | parked
+    output: object = None
+    error_class: str = ""
+    message: str = ""
+    retryable: bool = True
+    duration_ms: float | None = None
+    park_until: datetime | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def context_for(claim: Claim) -> NodeContext:
+    return NodeContext(execution_id=claim.execution_id, node_id=claim.node_id,
+                       node_type=claim.node_type, attempt=claim.attempt, config=claim.config,
+                       input=claim.input, nodes=claim.nodes)
+
+
+def outcome(claim: Claim, value, started: float) -> Result:
+    """A handler's return value as a Result; non-JSON or oversize output fails the node."""
+    elapsed = (time.monotonic() - started) * 1000
+    if isinstance(value, Park):
+        return Result(claim.run_id, claim.lease_token, claim.execution_id, "parked",
+                      output=value.output, park_until=value.until, duration_ms=elapsed,
+                      extra={"reason": value.reason})
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        return failure(claim, NodeError(f"output is not JSON: {exc}", retryable=False), started)
+    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
+        return failure(claim, NodeError(
+            f"output is {size} bytes, more than {settings.BRAID['MAX_PAYLOAD_BYTES']}",
+            retryable=False), started)
+    return Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
+                  output=value, duration_ms=elapsed)
+
+
+def failure(claim: Claim, exc: BaseException, started: float | None = None) -> Result:
+    """An exception as a classified failure (NodeError keeps its class)."""
+    if isinstance(exc, NodeError):
+        error_class, retryable, message = exc.error_class, exc.retryable, str(exc)
+    else:
+        error_class, retryable = "execution", True
+        message = f"{type(exc).__name__}: {exc}"
+    elapsed = (time.monotonic() - started) * 1000 if started is not None else None
+    return Result(claim.run_id, claim.lease_token, claim.execution_id, "failed",
+                  error_class=error_class, message=message, retryable=retryable,
+                  duration_ms=elapsed)
+
+
+def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result:
+    started = time.monotonic()
+    try:
+        return outcome(claim, node_type.run(ctx or context_for(claim)), started)
+    except Exception as exc:  # every failure becomes a classified result
+        return failure(claim, exc, started)
+
+
+def is_pure(node_type_name: str) -> bool:
+    node_type = get_node_type(node_type_name)
+    return node_type is not None and node_type.pure
