@@ -435,9 +435,9 @@ def main(argv=None) -> int:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="sqlite",
                         help="postgres: PostgreSQL braid_bench + Redis db 6; "
                              "sqlite: the embedded default (default)")
-    parser.add_argument("--processes", choices=["split", "worker"], default="split",
-                        help="split: `qcluster` + `braid ticker` (default); worker: one "
-                             "`braid worker` (cluster with the ticker in its main process)")
+    parser.add_argument("--processes", choices=["split", "worker"], default="worker",
+                        help="split: `qcluster` + `braid ticker`; worker: one `braid worker` "
+                             "(cluster with the ticker in its main process; the default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
     parser.add_argument("--only", default="W1,W2,W3", help="comma-separated: W1,W2,W3")

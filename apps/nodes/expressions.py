@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
+import types
 from functools import lru_cache
 from typing import Any
 
-import cel
+# The `cel` package imports its interactive shell (prompt_toolkit, pygments, rich:
+# ~23 MiB in every worker process) from its __init__; Braid never uses it.
+sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
+import cel  # noqa: E402
 
 VARIABLES = frozenset({"input", "nodes"})
 # What the CEL library implements (checked at definition time, so a typo in a
