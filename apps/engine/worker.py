@@ -49,21 +49,24 @@ def drain(budget_s: float | None = None) -> int:
         now = time.monotonic()
         stopping = now >= end
         free = max_inflight - len(inflight)
-        claimed = contended = 0
+        progressed = contended = False
         # With nothing in flight, always look again before quitting: a short
         # claim's back-off must not end a drain while work is left.
         if free > 0 and not stopping and (now >= next_claim or not inflight):
             want = min(free, batch)
             got = protocol.claim(me, want, lease_s)
-            claimed, contended = len(got.claims), got.contended
+            contended = got.contended
+            # Pure runs finish inside the claim: they count as work done.
+            taken = len(got.claims) + got.fused
+            progressed = taken > 0
             finished += got.fused
-            next_claim = 0.0 if claimed == want or contended else now + IDLE_CLAIM_S
+            next_claim = 0.0 if taken >= want or contended else now + IDLE_CLAIM_S
             for c in got.claims:
                 inflight[c.run_id] = runner.start(c)
         if not inflight:
-            if claimed == 0 and not contended:
+            if not progressed and not contended:
                 break
-            if contended and claimed == 0:
+            if contended and not progressed:
                 # Another worker holds those executions for a few milliseconds.
                 time.sleep(random.uniform(0.001, 0.005))
             continue
