@@ -8,6 +8,7 @@ from apps.engine import maintenance
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
+from apps.workflows import services as workflow_services
 from apps.workflows import specs
 from apps.workflows.services import publish_version
 
@@ -35,9 +36,10 @@ def run_until_done(execution_id, timeout: float = 10.0) -> Execution:
 
 @pytest.fixture(autouse=True)
 def _fresh_graph_cache():
-    """Parsed graphs are cached per version id. Real databases never reuse an id,
-    but a flushed test database does, so each test starts with an empty cache."""
+    """Versions and parsed graphs are cached per id. Real databases never reuse an
+    id, but a flushed test database does, so each test starts with empty caches."""
     specs._cache.clear()
+    workflow_services._versions.clear()
 
 
 @pytest.fixture

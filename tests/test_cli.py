@@ -51,14 +51,6 @@ def write_json(path: Path, data) -> str:
     return str(path)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_graph_cache():
-    """specs' graph cache is keyed by version pk, and pks repeat between tests here."""
-    from apps.workflows import specs
-
-    specs._cache.clear()
-
-
 @pytest.fixture
 def engine():
     """Drive the engine from a background thread while a command waits in this one."""

@@ -48,11 +48,7 @@ def resolve_version(request: StartRequest) -> WorkflowVersion:
     if request.workflow is not None:
         return workflows.current_version(request.workflow)
     if request.version_id is not None:
-        version = WorkflowVersion.objects.select_related("definition").filter(
-            pk=request.version_id).first()
-        if version is None:
-            raise NotFound(f"no workflow version {request.version_id}")
-        return version
+        return workflows.version_by_id(request.version_id)
     return workflows.adhoc_version(request.definition, author=request.user)
 
 
@@ -132,7 +128,6 @@ def _create(pairs) -> list[Execution]:
             created_by=request.user if getattr(request.user, "pk", None) else None,
             total_nodes=len(graph.forward_nodes), created_at=batch.now)
         executions.append(execution)
-    Execution.objects.bulk_create(executions)
     for execution in executions:
         state = ExecutionState(execution, [])
         batch.event(execution, "execution.created", {
@@ -141,7 +136,7 @@ def _create(pairs) -> list[Execution]:
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
         update_progress(batch, state)
-    batch.flush()
+    batch.flush(new_executions=executions)
     # One execution needs one worker now; a burst wakes them all.
     wake_on_commit(1 if len(executions) == 1 else None)
     return executions
@@ -163,8 +158,7 @@ def wait_for(execution_id, timeout_s: float) -> Execution:
             raise NotFound(f"no execution {execution_id}")
         now = time.monotonic()
         if status in TERMINAL_EXECUTION or now >= end:
-            return Execution.objects.select_related("version__definition").get(
-                pk=execution_id)
+            return Execution.objects.get(pk=execution_id)
         time.sleep(min(pause, max(0.0, end - now)))
         if now - started > 0.1:
             pause = min(pause * 1.5, 0.05)

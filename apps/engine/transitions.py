@@ -152,7 +152,12 @@ class Batch:
         self.claims.append((run, state))
 
     # --- writing -------------------------------------------------------------
-    def flush(self) -> None:
+    def flush(self, new_executions: list[Execution] = ()) -> None:
+        """Write everything: new executions first (runs and events point at them)."""
+        if new_executions:
+            Execution.objects.bulk_create(new_executions)
+            for execution in new_executions:
+                self.executions.pop(execution.id, None)
         if self.new_runs:
             NodeRun.objects.bulk_create(self.new_runs)
             for run in self.new_runs:

@@ -70,11 +70,33 @@ def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
 
 
 def current_version(slug: str) -> WorkflowVersion:
-    definition = WorkflowDefinition.objects.filter(slug=slug).select_related(
-        "current_version").first()
-    if definition is None:
+    """The version a start by slug runs: one small query, the version from a cache."""
+    row = WorkflowDefinition.objects.filter(slug=slug).values_list(
+        "id", "current_version_id").first()
+    if row is None:
         raise NotFound(f"no workflow {slug!r}")
-    version = definition.current_version or definition.versions.order_by("-number").first()
+    definition_id, version_id = row
+    if version_id is None:
+        version_id = WorkflowVersion.objects.filter(definition_id=definition_id).order_by(
+            "-number").values_list("id", flat=True).first()
+        if version_id is None:
+            raise NotFound(f"workflow {slug!r} has no published version")
+    return version_by_id(version_id)
+
+
+# Versions are immutable (and a definition's slug is read-only), so a loaded
+# version with its definition can be kept for the life of the process.
+_versions: dict[int, WorkflowVersion] = {}
+
+
+def version_by_id(version_id: int) -> WorkflowVersion:
+    version = _versions.get(version_id)
     if version is None:
-        raise NotFound(f"workflow {slug!r} has no published version")
+        version = WorkflowVersion.objects.select_related("definition").filter(
+            pk=version_id).first()
+        if version is None:
+            raise NotFound(f"no workflow version {version_id}")
+        if len(_versions) > 1024:
+            _versions.clear()
+        _versions[version_id] = version
     return version
