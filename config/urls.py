@@ -4,6 +4,7 @@ from django.urls import path
 from config.metrics import metrics
 
 admin.site.site_header = "Braid"
+admin.site.site_url = None  # no public site: hide "View site"
 admin.site.site_title = "Braid"
 admin.site.index_title = "Workflows, executions and operations"
 

@@ -299,8 +299,8 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
         for execution_id in active[:CANCEL_LIMIT]:
             try:
                 cancel_execution(execution_id, user=request.user,
-                                 reason=f"cancelled by {request.user.get_username()} "
-                                        "in the admin")
+                                 reason=f"cancelled in the admin by "
+                                        f"{request.user.get_username()}")
                 cancelled += 1
             except Conflict:  # it finished between our read and its lock
                 finished += 1

@@ -131,8 +131,8 @@ def _create(pairs) -> list[Execution]:
     for execution in executions:
         state = ExecutionState(execution, [])
         batch.event(execution, "execution.created", {
-            "workflow": execution.version.definition.slug, "version": execution.version_id,
-            "number": execution.version.number})
+            "workflow": execution.version.definition.slug,
+            "version": execution.version.number, "version_id": execution.version_id})
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
         update_progress(batch, state)

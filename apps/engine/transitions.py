@@ -304,8 +304,9 @@ def update_progress(batch: Batch, state: ExecutionState) -> None:
     statuses = state.status_map()
     forward = state.graph.forward_nodes
     execution.total_nodes = len(forward)
+    # Cancelled nodes never ran: they are not progress.
     execution.completed_nodes = sum(
-        1 for n in forward if statuses.get(n) in planning.TERMINAL_RUN)
+        1 for n in forward if statuses.get(n) in ("succeeded", "failed", "skipped"))
     active = state.active_runs()
     execution.current_nodes = sorted({r.node_id for r in active})
     if execution.status in ("running", "waiting", "pending") and active:

@@ -159,7 +159,7 @@ def test_find_an_execution_and_cancel_a_pending_one(page, failed_responses):
 
     list_row(page, pending).get_by_role("link", name=pending[:8]).click()
     expect(field(page, "badge")).to_have_text("cancelled")
-    expect(field(page, "error_pretty")).to_contain_text("cancelled by admin in the admin")
+    expect(field(page, "error_pretty")).to_contain_text("cancelled in the admin by admin")
     shot(page, "11-cancelled-execution")
 
     page.goto("/admin/engine/execution/")
