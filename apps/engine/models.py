@@ -116,6 +116,8 @@ class NodeRun(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)  # back-off of a retry
     wake_at = models.DateTimeField(null=True, blank=True)  # a parked (WAITING) run
     wake_output = models.JSONField(null=True, blank=True)
+    # The signal a parked run waits for ("approval", or a name of the workflow's).
+    waiting_for = models.CharField(max_length=64, blank=True)
     # The lease: who runs it, until when, and the fencing token its result must carry.
     worker = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -141,6 +143,8 @@ class NodeRun(models.Model):
                          condition=Q(status="ready")),
             models.Index(fields=["wake_at"], name="noderun_waiting_wake",
                          condition=Q(status="waiting")),
+            models.Index(fields=["waiting_for", "-id"], name="noderun_waiting_signal",
+                         condition=Q(status="waiting") & ~Q(waiting_for="")),
             models.Index(fields=["lease_expires_at"], name="noderun_running_lease",
                          condition=Q(status="running")),
             models.Index(fields=["status", "-created_at"], name="noderun_status_created"),

@@ -200,13 +200,15 @@ def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
     run.status = "waiting"
     run.wake_at = result.park_until
     run.wake_output = result.output
+    run.waiting_for = result.extra.get("signal") or ""
     run.lease_expires_at = None
     run.duration_ms = result.duration_ms
     batch.touch(run)
     batch.event(state.execution, "node.waiting", {
         "node": run.node_id, "attempt": run.attempt,
         "until": result.park_until.isoformat() if result.park_until else None,
-        "reason": result.extra.get("reason", "timer")})
+        "reason": result.extra.get("reason", "timer"),
+        "signal": result.extra.get("signal")})
     update_progress(batch, state)
 
 

@@ -31,7 +31,7 @@ from apps.workflows.specs import graph_for
 log = logging.getLogger(__name__)
 
 RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
-              "wake_at", "wake_output", "worker", "lease_expires_at", "lease_token",
+              "wake_at", "wake_output", "waiting_for", "worker", "lease_expires_at", "lease_token",
               "lease_losses", "started_at", "finished_at", "duration_ms", "finished_seq"]
 EXECUTION_FIELDS = ["status", "output", "error", "current_nodes", "completed_nodes",
                     "total_nodes", "last_seq", "started_at", "finished_at", "updated_at"]

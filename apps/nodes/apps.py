@@ -8,4 +8,4 @@ class NodesConfig(AppConfig):
 
     def ready(self):
         # Registering the built-in types is an import side effect, done once here.
-        from apps.nodes import builtins, functions  # noqa: F401
+        from apps.nodes import builtins, functions, waits  # noqa: F401

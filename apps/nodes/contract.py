@@ -47,12 +47,16 @@ class NodeTimeout(NodeError):
 class Park:
     """Returned by a handler to park the node as WAITING without holding a worker.
 
-    At `until` the ticker completes the node with `output`; no worker runs it again.
+    At `until` the ticker completes the node with `output`; no worker runs it
+    again. With `signal`, `send_signal(execution, signal, payload)` completes it
+    first (with the output the node type's `accept_signal` makes of the payload);
+    `until=None` then waits for the signal alone.
     """
 
-    until: datetime
+    until: datetime | None
     output: Any = None
     reason: str = "timer"
+    signal: str | None = None
 
 
 @dataclass

@@ -40,6 +40,13 @@ class NodeType:
     def run(self, ctx: NodeContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def accept_signal(self, config: dict, name: str, payload: dict) -> Any:
+        """The node's output when a parked run receives signal `name`.
+
+        Raise ValueError with a readable message to refuse a malformed payload.
+        """
+        return {"signal": name, "payload": payload}
+
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.run)
