@@ -485,3 +485,4 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
 
 admin.site.unregister(WorkflowDefinition)
 admin.site.register(WorkflowDefinition, DefinitionAdmin)
+from apps.engine import admin_approvals  # noqa: E402,F401  (registers the approval inbox)

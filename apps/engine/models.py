@@ -176,3 +176,12 @@ class ExecutionEvent(models.Model):
 
     def __str__(self):
         return f"{self.execution_id}#{self.seq} {self.type}"
+
+
+class PendingApproval(NodeRun):
+    """Approval node runs waiting for a decision (the operators' approval inbox)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "pending approval"
+        verbose_name_plural = "pending approvals"
