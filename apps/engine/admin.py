@@ -322,8 +322,8 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
 
 # --- node runs and events ----------------------------------------------------------------
 
-class ExecutionSearchMixin:
-    """Search by an exact execution id (all its rows) or an exact row id."""
+class ExecutionRowMixin:
+    """Rows of one execution: link to it; search by its exact id or a row id."""
 
     search_fields = ("=id",)
     search_help_text = "An execution id (all its rows) or a row id."
@@ -339,9 +339,17 @@ class ExecutionSearchMixin:
             return queryset.filter(pk=int(term)), False
         return queryset.none(), False
 
+    @admin.display(description="execution")
+    def execution_short(self, obj):
+        return execution_link(obj.execution_id)
+
+    @admin.display(description="execution")
+    def execution_full(self, obj):
+        return execution_link(obj.execution_id, str(obj.execution_id))
+
 
 @admin.register(NodeRun)
-class NodeRunAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
+class NodeRunAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
     list_display = ("id", "execution_short", "node_id", "attempt", "badge", "compensation",
                     "worker", "created_at", "duration", "error_class")
     list_filter = ("status",)
@@ -355,14 +363,6 @@ class NodeRunAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
               "lease_expires_at", "lease_token", "lease_losses", "created_at", "started_at",
               "finished_at", "duration")
     readonly_fields = fields
-
-    @admin.display(description="execution")
-    def execution_short(self, obj):
-        return execution_link(obj.execution_id)
-
-    @admin.display(description="execution")
-    def execution_full(self, obj):
-        return execution_link(obj.execution_id, str(obj.execution_id))
 
     @admin.display(description="status")
     def badge(self, obj):
@@ -384,7 +384,7 @@ class NodeRunAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
 
 
 @admin.register(ExecutionEvent)
-class ExecutionEventAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
+class ExecutionEventAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
     list_display = ("id", "execution_short", "seq", "type", "created_at", "payload_short")
     list_filter = (EventTypeFilter,)
     sortable_by = ("id",)
@@ -395,14 +395,6 @@ class ExecutionEventAdmin(ExecutionSearchMixin, ReadOnlyMixin, BigTableAdmin):
 
     def changelist_queryset(self, queryset):
         return queryset.annotate(head=json_head("payload")).defer("payload")
-
-    @admin.display(description="execution")
-    def execution_short(self, obj):
-        return execution_link(obj.execution_id)
-
-    @admin.display(description="execution")
-    def execution_full(self, obj):
-        return execution_link(obj.execution_id, str(obj.execution_id))
 
     @admin.display(description="payload")
     def payload_short(self, obj):
