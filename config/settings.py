@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.nodes",
     "apps.workflows",
     "apps.engine",
+    "apps.schedules",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +119,8 @@ BRAID = {
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.
     "DRAIN_BUDGET_S": env_float("BRAID_DRAIN_BUDGET_S", 60.0, minimum=1.0),
+    # On SIGTERM a worker finishes what it runs for this long, then hands the rest back.
+    "HANDBACK_S": env_float("BRAID_HANDBACK_S", 25.0, minimum=0.0),
     # How many times a node may lose its worker (lease expiry) before it fails.
     "LEASE_LOSS_LIMIT": env_int("BRAID_LEASE_LOSS_LIMIT", 3, minimum=1),
     # Ticker: how often it wakes due timers, and how often it reaps.

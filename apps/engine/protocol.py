@@ -38,7 +38,7 @@ from apps.nodes.registry import get_node_type
 log = logging.getLogger(__name__)
 MAX_FUSED_ROUNDS = 64  # bounds the work one transaction does on a long pure chain
 
-__all__ = ["Result", "Claimed", "claim", "complete", "heartbeat", "retrying"]
+__all__ = ["Result", "Claimed", "claim", "complete", "heartbeat", "release", "retrying"]
 
 
 @dataclass
@@ -224,6 +224,25 @@ def heartbeat(worker: str, held: dict[int, int], lease_s: float) -> set[int]:
         NodeRun.objects.filter(id__in=kept, status="running").update(
             lease_expires_at=now + timedelta(seconds=lease_s))
     return set(held) - kept
+
+
+@retrying
+def release(held: dict[int, int]) -> int:
+    """Give leases back (graceful shutdown): the runs are READY again, same attempt.
+
+    Only runs still held under the same token move; a handler that was stopped
+    mid-way runs again from the start, which its idempotency key makes safe.
+    """
+    if not held:
+        return 0
+    released = 0
+    with transaction.atomic():
+        rows = NodeRun.objects.select_for_update().filter(id__in=list(held), status="running")
+        for run in rows:
+            if run.lease_token == held[run.pk]:
+                released += NodeRun.objects.filter(pk=run.pk).update(
+                    status="ready", worker="", lease_expires_at=None, started_at=None)
+    return released
 
 
 def _uuid(value):

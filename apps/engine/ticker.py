@@ -20,6 +20,11 @@ from apps.engine import maintenance
 
 log = logging.getLogger(__name__)
 
+# Callables run once a tick after the timer step. Higher floors register here
+# (apps.schedules adds its `fire_due` in its AppConfig.ready), so the ticker
+# needs no import of them.
+TICK_HOOKS: list = []
+
 
 def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
     stop = stop or threading.Event()
@@ -39,6 +44,8 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
                 pass
             maintenance.wake_for_backoffs(last_tick)
             last_tick = now
+            for hook in TICK_HOOKS:
+                hook()
             if time.monotonic() >= next_reap:
                 maintenance.reap_expired_leases()
                 maintenance.time_out_deadlines()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import socket
+import threading
 import time
 
 from django.conf import settings
@@ -22,6 +24,21 @@ IDLE_CLAIM_S = 0.1  # while busy, how often to look for new work after an empty 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# Graceful shutdown: `braid worker` sends SIGUSR1 to its worker processes before
+# stopping the cluster. A drain then claims nothing new, lets what it holds
+# finish for up to BRAID["HANDBACK_S"], and hands the rest back as READY.
+_stop = threading.Event()
+
+
+def request_stop(*_args) -> None:
+    _stop.set()
+
+
+def _install_stop_handler() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, request_stop)
 
 
 def drain(budget_s: float | None = None) -> int:
@@ -45,9 +62,17 @@ def drain(budget_s: float | None = None) -> int:
     next_claim = 0.0
     next_beat = time.monotonic() + lease_s / 3
     finished = 0
+    handback_at = None
     while True:
         now = time.monotonic()
-        stopping = now >= end
+        if _stop.is_set() and handback_at is None:
+            handback_at = now + cfg["HANDBACK_S"]
+            log.info("stopping: finishing %d node run(s), handing back the rest in %.0f s",
+                     len(inflight), cfg["HANDBACK_S"])
+        if handback_at is not None and now >= handback_at:
+            _hand_back(runner, inflight)
+            break
+        stopping = now >= end or handback_at is not None
         free = max_inflight - len(inflight)
         progressed = contended = False
         # With nothing in flight, always look again before quitting: a short
@@ -84,9 +109,19 @@ def drain(budget_s: float | None = None) -> int:
                 log.info("lost the lease of node run %s; stopping it", rid)
                 runner.cancel(inflight.pop(rid))
             next_beat = time.monotonic() + lease_s / 3
-    if time.monotonic() >= end:
-        wake_workers()  # the budget ran out first: hand the rest to a fresh wake-up
+    if time.monotonic() >= end or _stop.is_set():
+        wake_workers()  # hand what is left to a fresh wake-up (another worker, or later)
     return finished
+
+
+def _hand_back(runner, inflight: dict[int, InFlight]) -> None:
+    """Release runs still running at shutdown: READY again, same attempt, no failure."""
+    held = {rid: f.claim.lease_token for rid, f in inflight.items()}
+    for flight in inflight.values():
+        runner.cancel(flight)
+    released = protocol.release(held)
+    log.warning("handed back %d node run(s) at shutdown", released)
+    inflight.clear()
 
 
 def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float) -> float:

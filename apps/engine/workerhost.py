@@ -29,6 +29,9 @@ def run_worker(*, ticker: bool = True) -> None:
     gc.collect()
     gc.freeze()
     connections.close_all()  # forked processes must not share our database socket
+    # Every process of the cluster inherits "ignore SIGUSR1"; worker processes
+    # then install the graceful-stop handler when they spawn (see apps.py).
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     stop = threading.Event()
     cluster = Cluster()  # installs its own SIGTERM/SIGINT handlers: replace them
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,4 +44,20 @@ def run_worker(*, ticker: bool = True) -> None:
             stop.wait()
     finally:
         connections.close_all()
+        _ask_workers_to_stop()
         cluster.stop()
+
+
+def _ask_workers_to_stop() -> None:
+    """SIGUSR1 to every process of the cluster: drains stop claiming and hand back.
+
+    django-q2 then lets each worker finish its current task (the drain), so a
+    stop takes at most BRAID_HANDBACK_S plus one commit, and loses nothing.
+    """
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.send_signal(signal.SIGUSR1)
+        except psutil.NoSuchProcess:
+            continue

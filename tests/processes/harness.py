@@ -149,6 +149,15 @@ class Cluster:
                    "qcluster processes")
         return child
 
+    def start_worker(self, workers: int = 2, timeout: float = 30.0, **env) -> Child:
+        """`manage.py braid worker`: a cluster with the ticker in its main process."""
+        env = dict(self.env, BRAID_WORKERS=str(workers), **env)
+        child = self._spawn("worker", [sys.executable, "manage.py", "braid", "worker"], env)
+        child.workers = workers
+        self._wait(child, lambda: len(child.q2_processes()) >= workers + 2, timeout,
+                   "braid worker processes")
+        return child
+
     def start_ticker(self, timeout: float = 15.0) -> Child:
         child = self._spawn("ticker", ticker_command(), self.env)
         # The ticker has no ready signal: alive after Django set-up is enough.
