@@ -45,7 +45,10 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
             maintenance.wake_for_backoffs(last_tick)
             last_tick = now
             for hook in TICK_HOOKS:
-                hook()
+                try:
+                    hook()
+                except Exception:  # a failing hook must not starve the reaper below
+                    log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
             if time.monotonic() >= next_reap:
                 maintenance.reap_expired_leases()
                 maintenance.time_out_deadlines()

@@ -67,6 +67,7 @@ class Schedule(models.Model):
         help_text="Most runs catch-up 'all' fires at once after downtime.")
     grace_s = models.PositiveIntegerField(
         default=int(planning.DEFAULT_GRACE.total_seconds()),
+        validators=[MinValueValidator(int(planning.MIN_GRACE.total_seconds()))],
         help_text="A due time this many seconds late still counts as on time.")
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)

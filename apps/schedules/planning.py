@@ -28,6 +28,7 @@ OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_ALLOW = "skip", "queue", "allow"
 START, SKIP, QUEUE = "start", "skip", "queue"
 
 DEFAULT_GRACE = timedelta(seconds=60)
+MIN_GRACE = timedelta(seconds=5)  # less would call a busy tick's due time "missed"
 DEFAULT_CAP = 100  # runs fired at once by catch-up `all`; missed times recorded at once
 MAX_QUEUED = 100  # due times an `overlap: queue` schedule holds before it skips
 
@@ -156,6 +157,9 @@ def plan_catch_up(cron: str, tz_name: str, next_run_at: datetime, now: datetime,
                   cap: int = DEFAULT_CAP) -> Plan:
     """Which due times in [next_run_at, now] to fire and which were missed.
 
+    next_run_at is itself a due time even off the cron's grid (an operator may set
+    it by hand); after it come the cron's due times up to now.
+
     A due time is *on time* when it is at most `grace` old: it fires under every
     policy. Older ones were missed (the ticker was down, or a database outage):
     - `none`: fire only an on-time one; record the missed ones as skipped;
@@ -174,10 +178,10 @@ def plan_catch_up(cron: str, tz_name: str, next_run_at: datetime, now: datetime,
         plan.next_run_at = next_run_at
         return plan
     due, more = latest_due(cron, tz_name, next_run_at, now, cap + 1)
-    if not due:
-        return plan
-    if len(due) > cap:  # the oldest one only told us that there are more
-        due, more = due[1:], True
+    if not more and (not due or due[0] != next_run_at):
+        due.insert(0, next_run_at)  # set off the cron's grid (by hand): due all the same
+    if len(due) > cap:  # keep the latest `cap`; the older ones only tell there are more
+        due, more = due[-cap:], True
     if policy == CATCH_UP_ALL:
         plan.fire, plan.more_missed = due, more
         return plan

@@ -72,6 +72,9 @@ def check_schedule(schedule: Schedule) -> None:
         problems.append(_problem("catch_up", f"catch_up must be one of {CatchUp.values}"))
     if not (1 <= (schedule.max_catch_up or 0) <= 1000):
         problems.append(_problem("max_catch_up", "max_catch_up must be from 1 to 1000"))
+    least = int(planning.MIN_GRACE.total_seconds())
+    if schedule.grace_s is None or schedule.grace_s < least:
+        problems.append(_problem("grace_s", f"grace_s must be at least {least} seconds"))
     if schedule.workflow_id is None:
         problems.append(_problem("workflow", "a workflow is required"))
     else:
