@@ -8,6 +8,12 @@ def drain() -> int:
 
 
 def reap() -> dict:
+    """The once-a-minute backstop of the ticker: a reaper pass and the tick hooks
+    (schedules), so a deployment whose tickers are all down still moves."""
     from apps.engine.maintenance import reap as _reap
+    from apps.engine.ticker import TICK_HOOKS
 
-    return _reap()
+    result = _reap()
+    for hook in TICK_HOOKS:
+        hook()
+    return result

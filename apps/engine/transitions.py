@@ -104,7 +104,6 @@ class Batch:
         self.changed_runs: dict[int, NodeRun] = {}
         self.events: list[ExecutionEvent] = []
         self.executions: dict = {}
-        self.finished: list[Execution] = []
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
 
     # --- recording ---------------------------------------------------------
@@ -340,7 +339,6 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if execution.error:
         payload["error"] = execution.error
     batch.event(execution, f"execution.{status}", payload)
-    batch.finished.append(execution)
 
 
 def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
