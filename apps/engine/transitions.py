@@ -22,7 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.engine import planning
-from apps.engine.bulk import bulk_update_values
+from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
@@ -154,19 +154,15 @@ class Batch:
     def flush(self, new_executions: list[Execution] = ()) -> None:
         """Write everything: new executions first (runs and events point at them)."""
         if new_executions:
-            Execution.objects.bulk_create(new_executions)
+            bulk_insert_values(Execution, list(new_executions))
             for execution in new_executions:
                 self.executions.pop(execution.id, None)
         if self.new_runs:
-            NodeRun.objects.bulk_create(self.new_runs)
-            for run in self.new_runs:
-                if run.pk is None:  # backends that cannot return ids from a bulk insert
-                    run.pk = NodeRun.objects.get(execution_id=run.execution_id,
-                                                 node_id=run.node_id, attempt=run.attempt).pk
+            bulk_insert_values(NodeRun, self.new_runs)
         if self.changed_runs:
             bulk_update_values(NodeRun, list(self.changed_runs.values()), RUN_FIELDS)
         if self.events:
-            ExecutionEvent.objects.bulk_create(self.events)
+            bulk_insert_values(ExecutionEvent, self.events)
         if self.executions:
             for execution in self.executions.values():
                 execution.updated_at = self.now
