@@ -12,6 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_a_burst_larger_than_one_statement_is_written_in_chunks(monkeypatch):
     monkeypatch.setattr(bulk, "MAX_PARAMS", 200)  # a few rows per statement
+    monkeypatch.setattr(bulk, "SMALL_BATCH", 1000)  # our VALUES insert, not bulk_create
     spec = load_example("three_steps")
 
     started = start_many([StartRequest(definition=spec, input={"who": i}) for i in range(40)])
