@@ -137,6 +137,15 @@ BRAID = {
     "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
 }
 
+# Queues: workers claim READY work by queue weight, then priority, then age.
+# A queue can be paused (admin, services): its work waits, nothing is lost.
+BRAID_QUEUES = {
+    "realtime": {"weight": 8},
+    "default": {"weight": 4},
+    "scheduled": {"weight": 2},
+    "background": {"weight": 1},
+}
+
 # django-q2 is only the wake-up channel: payloads are ids, results are not the
 # record (the engine's tables are), and a lost task is re-sent by the ticker.
 _Q_TIMEOUT = int(BRAID["DRAIN_BUDGET_S"] + BRAID["MAX_NODE_TIMEOUT_S"] + 60)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.engine import maintenance
+from apps.engine import maintenance, queues
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -40,6 +40,7 @@ def _fresh_graph_cache():
     id, but a flushed test database does, so each test starts with empty caches."""
     specs._cache.clear()
     workflow_services._versions.clear()
+    queues._paused = (0.0, frozenset())
 
 
 @pytest.fixture

@@ -477,4 +477,5 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
 
 admin.site.unregister(WorkflowDefinition)
 admin.site.register(WorkflowDefinition, DefinitionAdmin)
-from apps.engine import admin_approvals  # noqa: E402,F401  (registers the approval inbox)
+# The approval inbox and the queues page register themselves on import.
+from apps.engine import admin_approvals, admin_queues  # noqa: E402,F401

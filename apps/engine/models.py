@@ -104,9 +104,11 @@ class NodeRun(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices,
                               default=RunStatus.READY)
-    # Copied from the execution so the claim query reads one table.
+    # Copied from the execution so the claim query reads one table; queue_rank
+    # is the queue's weight when the run was created (claims order by it first).
     priority = models.SmallIntegerField(default=5)
     queue = models.CharField(max_length=32, default="default")
+    queue_rank = models.SmallIntegerField(default=0)
     # A compensating run undoes a completed node while the execution compensates.
     compensation = models.BooleanField(default=False)
     output = models.JSONField(null=True, blank=True)
@@ -138,8 +140,8 @@ class NodeRun(models.Model):
                                     name="noderun_unique_attempt"),
         ]
         indexes = [
-            # The claim query: READY runs by priority then age.
-            models.Index(fields=["-priority", "id"], name="noderun_ready_claim",
+            # The claim query: READY runs by queue weight, priority, then age.
+            models.Index(fields=["-queue_rank", "-priority", "id"], name="noderun_ready_claim",
                          condition=Q(status="ready")),
             models.Index(fields=["wake_at"], name="noderun_waiting_wake",
                          condition=Q(status="waiting")),
@@ -176,6 +178,21 @@ class ExecutionEvent(models.Model):
 
     def __str__(self):
         return f"{self.execution_id}#{self.seq} {self.type}"
+
+
+class Queue(models.Model):
+    """A queue's operator state (its weight comes from settings.BRAID_QUEUES)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name}{' (paused)' if self.paused else ''}"
 
 
 class PendingApproval(NodeRun):

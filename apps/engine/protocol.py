@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.models import NodeRun
+from apps.engine.queues import paused_queues
 from apps.engine.transitions import (
     Batch,
     Claim,
@@ -76,7 +77,8 @@ def _find(state, run_id):
 
 @retrying
 def claim(worker: str, limit: int, lease_s: float) -> Claimed:
-    """Lease up to `limit` READY runs, highest priority then oldest first.
+    """Lease up to `limit` READY runs of unpaused queues: by queue weight, then
+    priority, then age.
 
     1. Read candidates without locks.
     2. Lock just enough of their executions with SKIP LOCKED. An execution
@@ -89,12 +91,13 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
         return Claimed([])
     now = timezone.now()
     with transaction.atomic():
-        candidates = list(
-            NodeRun.objects.filter(status="ready")
-            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-            .order_by("-priority", "id")
-            .values_list("id", "execution_id")[: limit * 2]
-        )
+        ready = NodeRun.objects.filter(status="ready").filter(
+            Q(not_before__isnull=True) | Q(not_before__lte=now))
+        paused = paused_queues()
+        if paused:
+            ready = ready.exclude(queue__in=paused)
+        candidates = list(ready.order_by("-queue_rank", "-priority", "id")
+                          .values_list("id", "execution_id")[: limit * 2])
         if not candidates:
             return Claimed([])
         wanted = list(dict.fromkeys(eid for _, eid in candidates[:limit]))
@@ -110,7 +113,8 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             state = states.get(execution_id)
             run = _find(state, run_id) if state else None
             # Re-checked under the lock: a cancel or a claimer may have moved it.
-            if run is None or run.status != "ready" or (run.not_before and run.not_before > now):
+            if run is None or run.status != "ready" or (run.not_before and run.not_before > now) \
+                    or run.queue in paused:
                 continue
             batch.lease(run, state, lease_s)
         for state in states.values():

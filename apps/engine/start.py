@@ -73,6 +73,9 @@ def check_input(version: WorkflowVersion, data) -> None:
 def _check_request(request: StartRequest) -> None:
     if not (0 <= request.priority <= 9):
         raise InputInvalid("priority must be from 0 to 9")
+    if request.queue not in settings.BRAID_QUEUES:
+        raise InputInvalid(f"no queue {request.queue!r} (queues: "
+                           f"{', '.join(settings.BRAID_QUEUES)})")
     if request.deadline_s is not None and request.deadline_s <= 0:
         raise InputInvalid("deadline_s must be positive")
 

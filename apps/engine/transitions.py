@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.engine import planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
+from apps.engine.queues import paused_queues
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
 from apps.workflows.specs import graph_for
@@ -51,6 +52,10 @@ class Claim:
     timeout_s: float | None
     input: dict
     nodes: dict
+
+
+def queue_rank(queue: str) -> int:
+    return settings.BRAID_QUEUES.get(queue, {}).get("weight", 0)
 
 
 def new_token() -> int:
@@ -124,6 +129,7 @@ class Batch:
         execution = state.execution
         run = NodeRun(execution_id=execution.id, node_id=node_id, attempt=attempt,
                       status=status, priority=execution.priority, queue=execution.queue,
+                      queue_rank=queue_rank(execution.queue),
                       not_before=not_before, compensation=compensation,
                       lease_losses=lease_losses, created_at=self.now)
         if status == "skipped":
@@ -276,9 +282,10 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     for node_id in plan.skipped:
         batch.add_run(state, node_id, status="skipped")
         batch.event(execution, "node.skipped", {"node": node_id})
+    held = execution.queue in paused_queues()  # a paused queue's successors wait too
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
-        if capacity[0] > 0:
+        if capacity[0] > 0 and not held:
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):

@@ -1,0 +1,96 @@
+"""Queues in the admin: statistics, pause and resume."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+
+from apps.engine.models import Queue
+from apps.engine.queues import ensure_queues, pause_queue, queue_stats, resume_queue
+
+STATS_WINDOW_S = 300.0
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ("name", "weight", "state", "ready", "delayed", "running", "waiting",
+                    "oldest_ready", "completed", "failed", "claims_per_s", "changed")
+    actions = ("pause_selected", "resume_selected")
+    ordering = ("name",)
+    list_display_links = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("engine.change_queue") and obj is None
+
+    def changelist_view(self, request, extra_context=None):
+        ensure_queues()
+        self._stats = {s["queue"]: s for s in queue_stats(STATS_WINDOW_S)}
+        extra_context = {**(extra_context or {}),
+                         "title": f"Queues (figures over the last {STATS_WINDOW_S:.0f} s)"}
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(name__in=list(settings.BRAID_QUEUES))
+
+    def _stat(self, obj, key):
+        return getattr(self, "_stats", {}).get(obj.name, {}).get(key)
+
+    @admin.display(description="weight")
+    def weight(self, obj):
+        return settings.BRAID_QUEUES[obj.name].get("weight", 0)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return "paused" if obj.paused else "running"
+
+    @admin.display(description="ready")
+    def ready(self, obj):
+        return self._stat(obj, "ready")
+
+    @admin.display(description="delayed (back-off)")
+    def delayed(self, obj):
+        return self._stat(obj, "delayed")
+
+    @admin.display(description="running")
+    def running(self, obj):
+        return self._stat(obj, "running")
+
+    @admin.display(description="waiting (timer, signal)")
+    def waiting(self, obj):
+        return self._stat(obj, "waiting")
+
+    @admin.display(description="oldest ready (s)")
+    def oldest_ready(self, obj):
+        return self._stat(obj, "oldest_ready_s") or "—"
+
+    @admin.display(description="succeeded")
+    def completed(self, obj):
+        return self._stat(obj, "completed")
+
+    @admin.display(description="failed")
+    def failed(self, obj):
+        return self._stat(obj, "failed")
+
+    @admin.display(description="claims/s")
+    def claims_per_s(self, obj):
+        return self._stat(obj, "claims_per_s")
+
+    @admin.display(description="last change")
+    def changed(self, obj):
+        return f"{obj.changed_at:%Y-%m-%d %H:%M:%S} {obj.changed_by}".strip()
+
+    @admin.action(description="Pause selected queues (work waits, nothing is lost)")
+    def pause_selected(self, request, queryset):
+        names = [pause_queue(q.name, request.user).name for q in queryset]
+        self.message_user(request, f"Paused {', '.join(names)}.", messages.SUCCESS)
+
+    @admin.action(description="Resume selected queues")
+    def resume_selected(self, request, queryset):
+        names = [resume_queue(q.name, request.user).name for q in queryset]
+        self.message_user(request, f"Resumed {', '.join(names)}.", messages.SUCCESS)

@@ -1,0 +1,104 @@
+"""Queues: realtime before bulk, priority within a queue, pause holds and resume releases."""
+
+import pytest
+from django.conf import settings
+
+from apps.engine import protocol
+from apps.engine.errors import InputInvalid
+from apps.engine.models import Execution, NodeRun
+from apps.engine.queues import pause_queue, queue_stats, resume_queue
+from apps.engine.start import StartRequest, start_execution, start_many
+from tests.conftest import run_until_done
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ECHO = {"name": "echo", "nodes": [{"id": "a", "type": "python",
+                                   "config": {"function": "braid.echo"}}], "edges": []}
+
+
+def start(queue="default", priority=5, n=1, **kwargs):
+    return start_many([StartRequest(definition=ECHO, queue=queue, priority=priority,
+                                    **kwargs) for _ in range(n)])
+
+
+def claimed_queues(limit):
+    return [Execution.objects.get(pk=c.execution_id).queue
+            for c in protocol.claim("w", limit, 30).claims]
+
+
+def test_realtime_is_claimed_before_a_background_backlog():
+    start("background", n=20)
+    start("default", n=3)
+    start("realtime", n=2)
+
+    assert claimed_queues(4) == ["realtime", "realtime", "default", "default"]
+
+
+def test_higher_priority_first_within_a_queue_then_age():
+    low = start(priority=1)[0]
+    high = start(priority=9)[0]
+    mid_a, mid_b = start(priority=5, n=2)
+
+    order = [c.execution_id for c in protocol.claim("w", 4, 30).claims]
+    assert order == [str(e.pk) for e in (high, mid_a, mid_b, low)]
+
+
+def test_a_paused_queue_holds_its_work_and_resume_releases_it():
+    held = start("background", n=3)
+    pause_queue("background")
+
+    assert protocol.claim("w", 10, 30).claims == []
+    assert NodeRun.objects.filter(status="ready").count() == 3
+
+    resume_queue("background")
+    for execution in held:
+        assert run_until_done(execution.pk).status == "succeeded"
+
+
+def test_pausing_holds_the_next_step_of_a_running_execution():
+    spec = {"name": "two", "nodes": [
+        {"id": "a", "type": "python", "config": {"function": "braid.echo"}},
+        {"id": "b", "type": "python", "config": {"function": "braid.echo"}}],
+        "edges": [{"from": "a", "to": "b"}]}
+    execution = start_execution(StartRequest(definition=spec, queue="background"))
+    (claim,) = protocol.claim("w", 10, 30).claims
+    pause_queue("background")
+
+    done = protocol.Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
+                           output={})
+    assert protocol.complete([done], "w", 10, 30) == []  # b is not leased
+    assert NodeRun.objects.get(execution=execution, node_id="b").status == "ready"
+    resume_queue("background")
+    assert run_until_done(execution.pk).status == "succeeded"
+
+
+def test_unknown_queue_is_refused():
+    with pytest.raises(InputInvalid) as err:
+        start_execution(StartRequest(definition=ECHO, queue="nope"))
+    assert "no queue 'nope'" in err.value.message
+
+
+def test_queue_stats_count_ready_running_and_finished():
+    start("background", n=2)
+    start("realtime", n=1)
+    protocol.claim("w", 1, 30)  # the realtime one is running now
+    pause_queue("background")
+
+    stats = {s["queue"]: s for s in queue_stats()}
+    assert set(stats) == set(settings.BRAID_QUEUES)
+    assert (stats["background"]["ready"], stats["background"]["paused"]) == (2, True)
+    assert stats["background"]["oldest_ready_s"] >= 0
+    assert (stats["realtime"]["running"], stats["realtime"]["ready"]) == (1, 0)
+    assert stats["realtime"]["claims_per_s"] > 0
+
+
+def test_admin_shows_queue_figures_and_pauses_a_queue(admin_client):
+    start("background", n=2)
+
+    page = admin_client.get("/admin/engine/queue/").content.decode()
+    assert "realtime" in page and "background" in page and "Claims/s" in page
+
+    done = admin_client.post("/admin/engine/queue/", {
+        "action": "pause_selected", "_selected_action": ["background"]}, follow=True)
+    assert b"Paused background." in done.content
+    assert protocol.claim("w", 10, 30).claims == []
