@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
 from apps.engine.control import cancel_execution
+from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.start import StartRequest, start_execution
@@ -179,7 +180,7 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
     list_defer = ("input", "output", "error", "current_nodes")
     fieldsets = (
         (None, {"fields": ("id", "workflow_link", "version_link", "badge", "progress",
-                           "current_nodes", "node_runs_link")}),
+                           "current_nodes", "why_not_moving", "node_runs_link")}),
         ("Request", {"fields": ("priority", "queue", "client_id", "idempotency_key",
                                 "created_by", "deadline")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at", "duration")}),
@@ -187,7 +188,7 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
         ("Events", {"fields": ("events_table",)}),
     )
     readonly_fields = ("id", "workflow_link", "version_link", "badge", "progress",
-                       "current_nodes", "node_runs_link", "priority", "queue", "client_id",
+                       "current_nodes", "why_not_moving", "node_runs_link", "priority", "queue", "client_id",
                        "idempotency_key", "created_by", "deadline", "created_at",
                        "started_at", "finished_at", "duration", "input_pretty",
                        "output_pretty", "error_pretty", "events_table")
@@ -230,6 +231,16 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
     @admin.display(description="progress")
     def progress(self, obj):
         return f"{obj.completed_nodes}/{obj.total_nodes}"
+
+    @admin.display(description="why is it not moving?")
+    def why_not_moving(self, obj):
+        if obj.is_terminal:
+            return "—"
+        reasons = why_execution(obj.pk)
+        if not reasons:
+            return "—"
+        return format_html_join("", "<div><code>{}</code> {}: {}</div>",
+                                ((r.code, r.node, r.message) for r in reasons))
 
     @admin.display(description="duration")
     def duration(self, obj):

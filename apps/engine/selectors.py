@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from apps.engine.diagnosis import why_execution
 from apps.engine.errors import NotFound
 from apps.engine.models import Execution, NodeRun
 
@@ -79,4 +80,5 @@ def execution_detail(execution_id) -> dict:
                            execution.finished_at),
         "last_seq": execution.last_seq,
         "node_runs": node_run_dicts(execution.pk),
+        "why": [r.as_dict() for r in why_execution(execution.pk)],
     }

@@ -352,6 +352,8 @@ class Command(BaseCommand):
             lines.append(("Output", _json_dumps(detail["output"], compact=True)))
         if detail["error"]:
             lines.append(("Error", error_line(detail["error"])))
+        for reason in detail["why"]:
+            lines.append(("Why", f"{reason['node']}: {reason['message']}"))
         for label, value in lines:
             self.stdout.write(f"{label:<10} {value}")
 

@@ -1,0 +1,97 @@
+"""Why is it not moving? Every unfinished node run says why, in a fixed vocabulary.
+
+`explain` is a pure decision over a run's fields; `why_execution` adds what
+needs the database (how many runs are ahead in the queue, which queues are
+paused). Shown in the admin and the CLI, returned by the selectors the API uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.engine.models import NodeRun
+from apps.engine.queues import paused_queues
+
+# The vocabulary (later issues add limit, pool and rate-limit reasons).
+QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
+QUEUE_PAUSED = "queue_paused"      # READY, but its queue is paused
+BACKOFF = "backoff"                # READY after a failure, not before T
+LEASED = "leased"                  # RUNNING on worker W since T
+LEASE_EXPIRED = "lease_expired"    # RUNNING, but its worker stopped heart-beating
+TIMER = "timer"                    # WAITING until T (delay, wait_until)
+APPROVAL = "awaiting_approval"     # WAITING for an operator's decision
+SIGNAL = "awaiting_signal"         # WAITING for send_signal(name)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    node: str
+    message: str
+    until: datetime | None = None
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["until"] = self.until.isoformat() if self.until else None
+        return data
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "?"
+
+
+def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset(),
+            ahead: int = 0) -> Reason | None:
+    """Why `run` (a NodeRun or anything with its fields) has not finished; None if it has."""
+    node = run.node_id
+    if run.status == "ready":
+        if run.not_before and run.not_before > now:
+            return Reason(BACKOFF, node, f"back-off after attempt {run.attempt - 1} failed, "
+                          f"until {_at(run.not_before)}", run.not_before)
+        if run.queue in paused:
+            return Reason(QUEUE_PAUSED, node, f"queue {run.queue!r} is paused")
+        return Reason(QUEUED, node, f"queued behind {ahead} in queue {run.queue!r}")
+    if run.status == "running":
+        if run.lease_expires_at and run.lease_expires_at < now:
+            return Reason(LEASE_EXPIRED, node, f"worker {run.worker} stopped responding (lease "
+                          f"expired {_at(run.lease_expires_at)}); the reaper re-queues it")
+        return Reason(LEASED, node, f"leased by worker {run.worker} since "
+                      f"{_at(run.started_at)}", run.lease_expires_at)
+    if run.status == "waiting":
+        if run.waiting_for == "approval":
+            ends = f", times out {_at(run.wake_at)}" if run.wake_at else ""
+            return Reason(APPROVAL, node, f"awaiting approval{ends}", run.wake_at)
+        if run.waiting_for:
+            ends = f", times out {_at(run.wake_at)}" if run.wake_at else ""
+            return Reason(SIGNAL, node, f"awaiting signal {run.waiting_for!r}{ends}",
+                          run.wake_at)
+        return Reason(TIMER, node, f"timer until {_at(run.wake_at)}", run.wake_at)
+    return None
+
+
+def runs_ahead(run) -> int:
+    """READY, claimable runs that the claim order puts before `run`."""
+    now = timezone.now()
+    return NodeRun.objects.filter(status="ready").filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)).filter(
+        Q(queue_rank__gt=run.queue_rank)
+        | Q(queue_rank=run.queue_rank, priority__gt=run.priority)
+        | Q(queue_rank=run.queue_rank, priority=run.priority, id__lt=run.id)).count()
+
+
+def why_execution(execution_id) -> list[Reason]:
+    """A reason for each unfinished run of the execution (empty when it is finished)."""
+    now = timezone.now()
+    paused = paused_queues()
+    reasons = []
+    for run in NodeRun.objects.filter(execution_id=execution_id,
+                                      status__in=["ready", "running", "waiting"]):
+        ahead = runs_ahead(run) if run.status == "ready" else 0
+        reason = explain(run, now=now, paused=paused, ahead=ahead)
+        if reason:
+            reasons.append(reason)
+    return reasons
