@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.engine import maintenance, queues
+from apps.engine import maintenance, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -41,6 +41,7 @@ def _fresh_graph_cache():
     specs._cache.clear()
     workflow_services._versions.clear()
     queues._paused = (0.0, frozenset())
+    ratelimits.forget_rules()
 
 
 @pytest.fixture

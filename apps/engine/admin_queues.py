@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 
-from apps.engine.models import Queue
+from apps.engine.models import Queue, RateLimit
 from apps.engine.queues import ensure_queues, pause_queue, queue_stats, resume_queue
+from apps.engine.ratelimits import forget_rules
 
 STATS_WINDOW_S = 300.0
 
@@ -94,3 +95,20 @@ class QueueAdmin(admin.ModelAdmin):
     def resume_selected(self, request, queryset):
         names = [resume_queue(q.name, request.user).name for q in queryset]
         self.message_user(request, f"Resumed {', '.join(names)}.", messages.SUCCESS)
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    """Token buckets per queue, workflow (slug) or node type, shared by all workers."""
+
+    list_display = ("scope", "target", "rate", "period_s", "capacity", "tokens_now")
+    list_filter = ("scope",)
+    fields = ("scope", "target", "rate", "period_s", "burst")
+
+    @admin.display(description="tokens (at last claim)")
+    def tokens_now(self, obj):
+        return "full" if obj.tokens is None else f"{obj.tokens:.1f}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_rules()

@@ -16,10 +16,11 @@ from django.utils import timezone
 from apps.engine.models import NodeRun
 from apps.engine.queues import paused_queues
 
-# The vocabulary (later issues add limit, pool and rate-limit reasons).
+# The vocabulary (concurrency limits and pools will add theirs).
 QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
 QUEUE_PAUSED = "queue_paused"      # READY, but its queue is paused
 BACKOFF = "backoff"                # READY after a failure, not before T
+RATE_LIMITED = "rate_limited"      # READY, its rate-limit bucket is empty until T
 LEASED = "leased"                  # RUNNING on worker W since T
 LEASE_EXPIRED = "lease_expired"    # RUNNING, but its worker stopped heart-beating
 TIMER = "timer"                    # WAITING until T (delay, wait_until)
@@ -49,6 +50,10 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
     """Why `run` (a NodeRun or anything with its fields) has not finished; None if it has."""
     node = run.node_id
     if run.status == "ready":
+        if run.not_before and run.not_before > now and run.waiting_for.startswith("rate:"):
+            _, scope, target = run.waiting_for.split(":", 2)
+            return Reason(RATE_LIMITED, node, f"rate-limited by {scope} {target!r} until "
+                          f"{_at(run.not_before)}", run.not_before)
         if run.not_before and run.not_before > now:
             return Reason(BACKOFF, node, f"back-off after attempt {run.attempt - 1} failed, "
                           f"until {_at(run.not_before)}", run.not_before)

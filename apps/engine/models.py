@@ -202,3 +202,50 @@ class PendingApproval(NodeRun):
         proxy = True
         verbose_name = "pending approval"
         verbose_name_plural = "pending approvals"
+
+
+class RateLimit(models.Model):
+    """A token bucket shared by every worker on every host (a row, updated under lock).
+
+    `rate` tokens per `period_s` flow into a bucket holding at most `burst`; each
+    node run of the scope's target takes one when it is claimed, or waits.
+    """
+
+    SCOPES = [("queue", "queue"), ("workflow", "workflow (slug)"),
+              ("node_type", "node type")]
+    scope = models.CharField(max_length=16, choices=SCOPES)
+    target = models.CharField(max_length=100)
+    rate = models.PositiveIntegerField()
+    period_s = models.FloatField(default=60.0)
+    burst = models.PositiveIntegerField(null=True, blank=True,
+                                        help_text="bucket size; empty means `rate`")
+    tokens = models.FloatField(null=True, blank=True, editable=False)
+    refilled_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["scope", "target"]
+        constraints = [models.UniqueConstraint(fields=["scope", "target"],
+                                               name="ratelimit_unique_target")]
+
+    def __str__(self):
+        return f"{self.scope} {self.target}: {self.rate} per {self.period_s:g} s"
+
+    @property
+    def capacity(self) -> int:
+        return self.burst or self.rate
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from apps.nodes.registry import get_node_type
+        from apps.workflows.models import WorkflowDefinition
+
+        known = {
+            "queue": lambda t: t in settings.BRAID_QUEUES,
+            "node_type": lambda t: get_node_type(t) is not None,
+            "workflow": lambda t: WorkflowDefinition.objects.filter(slug=t).exists(),
+        }
+        if self.scope in known and not known[self.scope](self.target):
+            raise ValidationError({"target": f"no {self.get_scope_display()} {self.target!r}"})
+        if self.rate < 1 or self.period_s <= 0:
+            raise ValidationError("rate must be at least 1 and period_s positive")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.models import NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.ratelimits import Buckets, rules_for
 from apps.engine.transitions import (
     Batch,
     Claim,
@@ -107,16 +108,27 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             return Claimed([], contended=True)
         states = load_states(executions)
         batch = Batch(worker, now)
+        picked = []
         for run_id, execution_id in candidates:
-            if len(batch.claims) >= limit:
-                break
             state = states.get(execution_id)
             run = _find(state, run_id) if state else None
             # Re-checked under the lock: a cancel or a claimer may have moved it.
             if run is None or run.status != "ready" or (run.not_before and run.not_before > now) \
                     or run.queue in paused:
                 continue
+            node_type = state.graph.nodes[run.node_id].type
+            picked.append((run, state, rules_for(run.queue, state.execution.definition_id,
+                                                 node_type)))
+        buckets = Buckets.lock({i for *_, ids in picked for i in ids}, now)
+        for run, state, rule_ids in picked:
+            if len(batch.claims) >= limit:
+                break
+            deferred = buckets.take(rule_ids) if rule_ids else None
+            if deferred is not None:
+                defer(batch, run, *deferred)
+                continue
             batch.lease(run, state, lease_s)
+        buckets.save()
         for state in states.values():
             if state.execution.id in batch.executions:
                 update_progress(batch, state)
@@ -157,6 +169,13 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
         if any(r.status == "ready" and r.not_before is None for r in batch.new_runs):
             wake_on_commit(1)
     return batch.claimed()
+
+
+def defer(batch: Batch, run: NodeRun, until, rule) -> None:
+    """A run whose rate-limit bucket is empty waits (READY, not before `until`)."""
+    run.not_before = until
+    run.waiting_for = f"rate:{rule.scope}:{rule.target}"
+    batch.touch(run)
 
 
 def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for_good) -> None:

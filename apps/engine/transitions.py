@@ -25,6 +25,7 @@ from apps.engine import planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.ratelimits import rules_for
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
 from apps.workflows.specs import graph_for
@@ -145,6 +146,7 @@ class Batch:
         run.lease_token = new_token()
         run.lease_expires_at = self.now + timedelta(seconds=lease_s)
         run.started_at = self.now
+        run.waiting_for = ""
         self.touch(run)
         execution = state.execution
         if execution.status in ("pending", "waiting"):
@@ -285,7 +287,10 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     held = execution.queue in paused_queues()  # a paused queue's successors wait too
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
-        if capacity[0] > 0 and not held:
+        # Rate-limited work goes through the claim, where the buckets are locked.
+        limited = rules_for(execution.queue, execution.definition_id,
+                            state.graph.nodes[node_id].type)
+        if capacity[0] > 0 and not held and not limited:
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):

@@ -423,6 +423,12 @@ class Command(BaseCommand):
         admin.set_password(password)
         admin.save()
 
+        from apps.engine.models import RateLimit
+
+        # The seed's default: no downstream API is called more than 100 times a minute.
+        RateLimit.objects.get_or_create(scope="node_type", target="http",
+                                        defaults={"rate": 100, "period_s": 60})
+
         folder = Path(examples) if examples else Path(settings.BASE_DIR) / "examples"
         if not folder.is_dir():
             raise CommandError(f"{folder}: no such directory")
