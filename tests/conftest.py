@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.engine import maintenance, queues, ratelimits
+from apps.engine import limits, maintenance, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -42,6 +42,7 @@ def _fresh_graph_cache():
     workflow_services._versions.clear()
     queues._paused = (0.0, frozenset())
     ratelimits.forget_rules()
+    limits.forget_rules()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin, messages
 
-from apps.engine.models import Queue, RateLimit
+from apps.engine.limits import forget_rules as forget_limits
+from apps.engine.models import ConcurrencyLimit, Queue, RateLimit
 from apps.engine.queues import ensure_queues, pause_queue, queue_stats, resume_queue
 from apps.engine.ratelimits import forget_rules
 
@@ -112,3 +113,16 @@ class RateLimitAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         forget_rules()
+
+
+@admin.register(ConcurrencyLimit)
+class ConcurrencyLimitAdmin(admin.ModelAdmin):
+    """Admission control: global, per-workflow and per-key caps on running executions."""
+
+    list_display = ("__str__", "workflow", "key", "max_running")
+    raw_id_fields = ("workflow",)
+    fields = ("workflow", "key", "max_running")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_limits()

@@ -13,7 +13,8 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.engine.models import NodeRun
+from apps.engine import limits
+from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
 
 # The vocabulary (concurrency limits and pools will add theirs).
@@ -26,6 +27,10 @@ LEASE_EXPIRED = "lease_expired"    # RUNNING, but its worker stopped heart-beati
 TIMER = "timer"                    # WAITING until T (delay, wait_until)
 APPROVAL = "awaiting_approval"     # WAITING for an operator's decision
 SIGNAL = "awaiting_signal"         # WAITING for send_signal(name)
+GLOBAL_LIMIT = "global_limit"      # pending: the global concurrency limit is full
+WORKFLOW_LIMIT = "workflow_limit"  # pending: its workflow's limit is full
+KEY_LIMIT = "key_limit"            # pending: its key's limit is full (e.g. one per customer)
+ADMISSION = "awaiting_admission"   # pending: its limits have room, a worker admits it next
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,23 @@ def runs_ahead(run) -> int:
         | Q(queue_rank=run.queue_rank, priority=run.priority, id__lt=run.id)).count()
 
 
+def why_pending(execution) -> Reason:
+    """Why an execution under a concurrency limit has not been admitted yet."""
+    found = limits.why_pending(execution)
+    if found is None:
+        return Reason(ADMISSION, "", "its limits have room: the next worker admits it")
+    rule, running = found
+    code = (GLOBAL_LIMIT if rule.workflow_id is None
+            else KEY_LIMIT if rule.key else WORKFLOW_LIMIT)
+    return Reason(code, "", f"{rule.label(execution.limit_key)} reached: {running} of "
+                  f"{rule.max_running} running")
+
+
 def why_execution(execution_id) -> list[Reason]:
     """A reason for each unfinished run of the execution (empty when it is finished)."""
+    execution = Execution.objects.filter(pk=execution_id).first()
+    if execution is not None and execution.status == "pending" and not execution.admitted:
+        return [why_pending(execution)]
     now = timezone.now()
     paused = paused_queues()
     reasons = []

@@ -128,7 +128,10 @@ def resend_lost_wakeups() -> int:
     cutoff = now - timedelta(seconds=settings.BRAID["LOST_WAKEUP_S"])
     stale = NodeRun.objects.filter(status="ready").filter(
         Q(not_before__isnull=True, created_at__lt=cutoff) | Q(not_before__lt=cutoff)).exists()
-    return wake_workers() if stale else 0
+    # Executions awaiting admission: a worker checks whether their limit has room.
+    stale = stale or Execution.objects.filter(status="pending", admitted=False,
+                                              created_at__lt=cutoff).exists()
+    return wake_workers(1) if stale else 0
 
 
 def wake_for_backoffs(since) -> int:

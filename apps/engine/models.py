@@ -60,6 +60,10 @@ class Execution(models.Model):
     total_nodes = models.PositiveIntegerField(default=0)
     # Events get gap-free sequence numbers under the execution's row lock.
     last_seq = models.PositiveIntegerField(default=0)
+    # Under a concurrency limit an execution waits, pending and not admitted, until
+    # a worker admits it; `limit_key` is the value of its workflow's keyed limit.
+    admitted = models.BooleanField(default=True)
+    limit_key = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -76,6 +80,12 @@ class Execution(models.Model):
             models.Index(fields=["status", "-created_at"], name="execution_status_created"),
             models.Index(fields=["definition", "-created_at"], name="execution_def_created"),
             models.Index(fields=["-created_at"], name="execution_created"),
+            models.Index(fields=["-priority", "created_at"], name="execution_admission",
+                         condition=Q(status="pending", admitted=False)),
+            models.Index(fields=["definition", "limit_key"], name="execution_limited_active",
+                         condition=Q(admitted=True,
+                                     status__in=["pending", "running", "waiting",
+                                                 "compensating"])),
             models.Index(fields=["deadline"], name="execution_deadline_active",
                          condition=Q(deadline__isnull=False,
                                      status__in=["pending", "running", "waiting"])),
@@ -249,3 +259,43 @@ class RateLimit(models.Model):
             raise ValidationError({"target": f"no {self.get_scope_display()} {self.target!r}"})
         if self.rate < 1 or self.period_s <= 0:
             raise ValidationError("rate must be at least 1 and period_s positive")
+
+
+class ConcurrencyLimit(models.Model):
+    """At most `max_running` admitted, unfinished executions: globally, per workflow,
+    or per key of a workflow (`key` is CEL over the input, e.g. input.customer_id).
+
+    An execution under a limit starts `pending` and not admitted; a worker admits
+    it (creates its entry runs) when every limit it falls under has room, in
+    priority order. Its slot is freed when it finishes, whatever its workers did.
+    """
+
+    workflow = models.ForeignKey("workflows.WorkflowDefinition", null=True, blank=True,
+                                 on_delete=models.CASCADE, related_name="limits",
+                                 help_text="empty: a global limit on all executions")
+    key = models.CharField(max_length=500, blank=True,
+                           help_text="CEL over the input; one slot pool per value")
+    max_running = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "key"],
+                                               name="concurrencylimit_unique"),
+                       models.UniqueConstraint(fields=["key"], condition=Q(workflow=None),
+                                               name="concurrencylimit_one_global")]
+
+    def __str__(self):
+        where = f"workflow {self.workflow}" if self.workflow_id else "global"
+        per = f" per {self.key}" if self.key else ""
+        return f"{where}{per}: at most {self.max_running} running"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from apps.nodes.expressions import check_expression
+
+        if self.key and not self.workflow_id:
+            raise ValidationError({"key": "a keyed limit belongs to one workflow"})
+        if self.key:
+            problems = check_expression(self.key)
+            if problems:
+                raise ValidationError({"key": "; ".join(problems)})

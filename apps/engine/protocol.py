@@ -21,12 +21,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.engine.handlers import Result, call_sync, is_pure
-from apps.engine.models import NodeRun
+from apps.engine.limits import Admission, any_limits
+from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
 from apps.engine.ratelimits import Buckets, rules_for
 from apps.engine.transitions import (
     Batch,
     Claim,
+    ExecutionState,
     fail_run,
     finish_run,
     load_states,
@@ -99,13 +101,9 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             ready = ready.exclude(queue__in=paused)
         candidates = list(ready.order_by("-queue_rank", "-priority", "id")
                           .values_list("id", "execution_id")[: limit * 2])
-        if not candidates:
-            return Claimed([])
         wanted = list(dict.fromkeys(eid for _, eid in candidates[:limit]))
-        executions = lock_executions(wanted, skip_locked=True)
+        executions = lock_executions(wanted, skip_locked=True) if wanted else {}
         contended = len(executions) < len(wanted)
-        if not executions:
-            return Claimed([], contended=True)
         states = load_states(executions)
         batch = Batch(worker, now)
         picked = []
@@ -133,8 +131,11 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             if state.execution.id in batch.executions:
                 update_progress(batch, state)
         room = [max(0, limit - len(batch.claims))]
+        admitted = admit(batch, states, room, paused, lease_s) if room[0] else 0
         fused = _fuse_pure(batch, states, lease_s, room)
         batch.flush()
+    if not candidates and not admitted:
+        return Claimed([], contended)
     return Claimed(batch.claimed(), contended, fused)
 
 
@@ -169,6 +170,40 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
         if any(r.status == "ready" and r.not_before is None for r in batch.new_runs):
             wake_on_commit(1)
     return batch.claimed()
+
+
+def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -> int:
+    """Admit pending executions under concurrency limits, in priority order."""
+    if not any_limits():
+        return 0
+    waiting = Execution.objects.filter(status="pending", admitted=False)
+    if paused:
+        waiting = waiting.exclude(queue__in=paused)
+    order = list(waiting.order_by("-priority", "created_at")
+                 .values_list("id", flat=True)[: room[0] * 4])
+    locked = lock_executions(order, skip_locked=True) if order else {}
+    if not locked:
+        return 0
+    admission = Admission(list(locked.values()))
+    admitted = 0
+    for execution_id in order:
+        execution = locked.get(execution_id)
+        if execution is None or execution.admitted or execution.status != "pending":
+            continue
+        if room[0] <= 0 or admission.blocked_by(execution):
+            continue  # a busy key must not hold back the executions behind it
+        admission.take(execution)
+        execution.admitted = True
+        state = states[execution.id] = ExecutionState(execution, [])
+        batch.event(execution, "execution.admitted", {"by": batch.worker})
+        for node_id in state.graph.entry_nodes:
+            run = batch.add_run(state, node_id)
+            if room[0] > 0:
+                room[0] -= 1
+                batch.lease(run, state, lease_s)
+        update_progress(batch, state)
+        admitted += 1
+    return admitted
 
 
 def defer(batch: Batch, run: NodeRun, until, rule) -> None:

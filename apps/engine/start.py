@@ -16,6 +16,7 @@ import jsonschema
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from apps.engine import limits
 from apps.engine.errors import InputInvalid, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
@@ -133,9 +134,17 @@ def _create(pairs) -> list[Execution]:
         executions.append(execution)
     for execution in executions:
         state = ExecutionState(execution, [])
+        limited = bool(limits.rules_for(execution.definition_id))
         batch.event(execution, "execution.created", {
             "workflow": execution.version.definition.slug,
-            "version": execution.version.number, "version_id": execution.version_id})
+            "version": execution.version.number, "version_id": execution.version_id,
+            "awaits_admission": limited})
+        if limited:
+            # Under a concurrency limit: a worker admits it (and creates its entry
+            # runs) when the limit has room, in priority order.
+            execution.admitted = False
+            execution.limit_key = _limit_key(execution)
+            continue
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
         update_progress(batch, state)
@@ -143,6 +152,14 @@ def _create(pairs) -> list[Execution]:
     # One execution needs one worker now; a burst wakes them all.
     wake_on_commit(1 if len(executions) == 1 else None)
     return executions
+
+
+def _limit_key(execution: Execution) -> str:
+    try:
+        return limits.key_of(execution.definition_id, execution.input)
+    except limits.ExpressionError as exc:
+        raise InputInvalid(f"the concurrency limit's key cannot be computed from the "
+                           f"input: {exc}") from None
 
 
 def wait_for(execution_id, timeout_s: float) -> Execution:

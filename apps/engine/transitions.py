@@ -21,11 +21,12 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.engine import planning
+from apps.engine import limits, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues
 from apps.engine.ratelimits import rules_for
+from apps.engine.wakeup import wake_on_commit
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
 from apps.workflows.specs import graph_for
@@ -36,7 +37,7 @@ RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "
               "wake_at", "wake_output", "waiting_for", "worker", "lease_expires_at", "lease_token",
               "lease_losses", "started_at", "finished_at", "duration_ms", "finished_seq"]
 EXECUTION_FIELDS = ["status", "output", "error", "current_nodes", "completed_nodes",
-                    "total_nodes", "last_seq", "started_at", "finished_at", "updated_at"]
+                    "total_nodes", "last_seq", "admitted", "started_at", "finished_at", "updated_at"]
 
 
 @dataclass
@@ -347,6 +348,8 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if execution.error:
         payload["error"] = execution.error
     batch.event(execution, f"execution.{status}", payload)
+    if execution.admitted and limits.rules_for(execution.definition_id):
+        wake_on_commit(1)  # its slot is free: a pending execution may be admitted now
 
 
 def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
