@@ -281,7 +281,7 @@ def test_reap_prints_counts():
     out, _ = braid("reap")
     counts = dict(line.split(": ") for line in out.strip().splitlines())
     assert set(counts) == {"timers_woken", "leases_reaped", "deadlines_timed_out",
-                           "wakeups_resent"}
+                           "wakeups_resent", "pool_waits_released"}
     assert all(value.isdigit() for value in counts.values())
 
 

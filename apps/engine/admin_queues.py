@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 
 from apps.engine.limits import forget_rules as forget_limits
-from apps.engine.models import ConcurrencyLimit, Queue, RateLimit
+from apps.engine.models import ConcurrencyLimit, NodeRun, Queue, RateLimit, ResourcePool
 from apps.engine.queues import ensure_queues, pause_queue, queue_stats, resume_queue
 from apps.engine.ratelimits import forget_rules
 
@@ -126,3 +126,38 @@ class ConcurrencyLimitAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         forget_limits()
+
+
+@admin.register(ResourcePool)
+class ResourcePoolAdmin(admin.ModelAdmin):
+    """Pool sizes (set here) and who holds slots right now."""
+
+    list_display = ("name", "size", "held", "waiting", "description")
+    fields = ("name", "size", "description", "holders")
+    readonly_fields = ("holders",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "holders") if obj else ("holders",)
+
+    @admin.display(description="slots held")
+    def held(self, obj):
+        return sum(NodeRun.objects.filter(status="running", pool=obj.name)
+                   .values_list("pool_slots", flat=True))
+
+    @admin.display(description="runs waiting")
+    def waiting(self, obj):
+        return NodeRun.objects.filter(status="waiting", waiting_for=f"pool:{obj.name}").count()
+
+    @admin.display(description="holders")
+    def holders(self, obj):
+        from django.utils.html import format_html_join
+
+        rows = NodeRun.objects.filter(status="running", pool=obj.name).values_list(
+            "execution_id", "node_id", "pool_slots", "worker")[:100]
+        return format_html_join("", "<div>{} {} ({} slots) on {}</div>", rows) or "—"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        from apps.engine.maintenance import release_pools_with_room
+
+        release_pools_with_room()  # a bigger pool lets waiting runs go now

@@ -31,6 +31,7 @@ GLOBAL_LIMIT = "global_limit"      # pending: the global concurrency limit is fu
 WORKFLOW_LIMIT = "workflow_limit"  # pending: its workflow's limit is full
 KEY_LIMIT = "key_limit"            # pending: its key's limit is full (e.g. one per customer)
 ADMISSION = "awaiting_admission"   # pending: its limits have room, a worker admits it next
+POOL_FULL = "pool_full"            # WAITING for slots of a resource pool
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
         return Reason(LEASED, node, f"leased by worker {run.worker} since "
                       f"{_at(run.started_at)}", run.lease_expires_at)
     if run.status == "waiting":
+        if run.waiting_for.startswith("pool:"):
+            return Reason(POOL_FULL, node, f"pool {run.waiting_for[5:]!r} full (needs "
+                          f"{run.pool_slots} slot{'s' if run.pool_slots > 1 else ''})")
         if run.waiting_for == "approval":
             ends = f", times out {_at(run.wake_at)}" if run.wake_at else ""
             return Reason(APPROVAL, node, f"awaiting approval{ends}", run.wake_at)

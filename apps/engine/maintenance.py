@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.engine import pools
 from apps.engine.models import Execution, NodeRun
 from apps.engine.protocol import retrying
 from apps.engine.transitions import (
@@ -142,9 +143,16 @@ def wake_for_backoffs(since) -> int:
     return wake_workers() if due else 0
 
 
+@retrying
+def release_pools_with_room() -> int:
+    with transaction.atomic():
+        return pools.release_pools_with_room()
+
+
 def reap() -> dict:
     """One reaper pass (also `manage.py braid reap` and a django-q2 schedule)."""
     return {
+        "pool_waits_released": release_pools_with_room(),
         "timers_woken": wake_due_timers(),
         "leases_reaped": reap_expired_leases(),
         "deadlines_timed_out": time_out_deadlines(),

@@ -119,6 +119,9 @@ class NodeRun(models.Model):
     priority = models.SmallIntegerField(default=5)
     queue = models.CharField(max_length=32, default="default")
     queue_rank = models.SmallIntegerField(default=0)
+    # The resource pool the node holds `pool_slots` of while it runs (from the graph).
+    pool = models.CharField(max_length=64, blank=True)
+    pool_slots = models.PositiveSmallIntegerField(default=1)
     # A compensating run undoes a completed node while the execution compensates.
     compensation = models.BooleanField(default=False)
     output = models.JSONField(null=True, blank=True)
@@ -160,6 +163,8 @@ class NodeRun(models.Model):
             models.Index(fields=["lease_expires_at"], name="noderun_running_lease",
                          condition=Q(status="running")),
             models.Index(fields=["status", "-created_at"], name="noderun_status_created"),
+            models.Index(fields=["pool"], name="noderun_pool_holders",
+                         condition=Q(status="running") & ~Q(pool="")),
         ]
 
     def __str__(self):
@@ -299,3 +304,18 @@ class ConcurrencyLimit(models.Model):
             problems = check_expression(self.key)
             if problems:
                 raise ValidationError({"key": "; ".join(problems)})
+
+
+class ResourcePool(models.Model):
+    """A named pool of slots (e.g. connections of a warehouse database) that nodes
+    hold while they run. Nodes wait for a slot in priority order, holding no worker."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveIntegerField(default=1)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.size} slots)"

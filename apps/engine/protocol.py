@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, any_limits
 from apps.engine.models import Execution, NodeRun
+from apps.engine.pools import PREFIX, Pools
 from apps.engine.queues import paused_queues
 from apps.engine.ratelimits import Buckets, rules_for
 from apps.engine.transitions import (
@@ -117,12 +118,20 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             node_type = state.graph.nodes[run.node_id].type
             picked.append((run, state, rules_for(run.queue, state.execution.definition_id,
                                                  node_type)))
+        pools = Pools({run.pool for run, *_ in picked if run.pool})
         buckets = Buckets.lock({i for *_, ids in picked for i in ids}, now)
         for run, state, rule_ids in picked:
             if len(batch.claims) >= limit:
                 break
+            if run.pool:
+                if not pools.fits(run):
+                    park_on_pool(batch, state, run)
+                    continue
+                pools.take(run)
             deferred = buckets.take(rule_ids) if rule_ids else None
             if deferred is not None:
+                if run.pool:
+                    pools.give_back(run)
                 defer(batch, run, *deferred)
                 continue
             batch.lease(run, state, lease_s)
@@ -198,12 +207,26 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
         batch.event(execution, "execution.admitted", {"by": batch.worker})
         for node_id in state.graph.entry_nodes:
             run = batch.add_run(state, node_id)
-            if room[0] > 0:
+            # Pools and rate limits are checked by the claim: such runs wait for it.
+            gated = run.pool or rules_for(run.queue, execution.definition_id,
+                                          state.graph.nodes[node_id].type)
+            if room[0] > 0 and not gated:
                 room[0] -= 1
                 batch.lease(run, state, lease_s)
         update_progress(batch, state)
         admitted += 1
     return admitted
+
+
+def park_on_pool(batch: Batch, state, run: NodeRun) -> None:
+    """No room in the run's pool: it waits, holding no worker, until a holder finishes."""
+    run.status = "waiting"
+    run.waiting_for = PREFIX + run.pool
+    batch.touch(run)
+    batch.event(state.execution, "node.waiting", {
+        "node": run.node_id, "attempt": run.attempt, "until": None, "reason": "pool",
+        "pool": run.pool, "slots": run.pool_slots})
+    update_progress(batch, state)
 
 
 def defer(batch: Batch, run: NodeRun, until, rule) -> None:

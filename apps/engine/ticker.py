@@ -51,6 +51,7 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
                     log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
             if time.monotonic() >= next_reap:
                 maintenance.reap_expired_leases()
+                maintenance.release_pools_with_room()
                 maintenance.time_out_deadlines()
                 maintenance.resend_lost_wakeups()
                 next_reap = time.monotonic() + cfg["REAP_EVERY_S"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,6 +112,7 @@ class Batch:
         self.events: list[ExecutionEvent] = []
         self.executions: dict = {}
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
+        self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -129,9 +130,11 @@ class Batch:
                 status: str = "ready", not_before: datetime | None = None,
                 compensation: bool = False, lease_losses: int = 0) -> NodeRun:
         execution = state.execution
+        node = state.graph.nodes[node_id]
         run = NodeRun(execution_id=execution.id, node_id=node_id, attempt=attempt,
                       status=status, priority=execution.priority, queue=execution.queue,
-                      queue_rank=queue_rank(execution.queue),
+                      queue_rank=queue_rank(execution.queue), pool=node.pool or "",
+                      pool_slots=node.slots,
                       not_before=not_before, compensation=compensation,
                       lease_losses=lease_losses, created_at=self.now)
         if status == "skipped":
@@ -176,6 +179,10 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.freed_slots:
+            from apps.engine.pools import release_parked
+
+            release_parked(self.freed_slots)
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
@@ -205,6 +212,8 @@ def policy_attempt(run: NodeRun) -> int:
 def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
                output=None, error_class: str = "", message: str = "",
                retryable: bool | None = None, duration_ms: float | None = None) -> None:
+    if run.pool and run.status == "running":
+        batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
     run.output = output
     run.error_class = error_class
@@ -289,8 +298,8 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
         # Rate-limited work goes through the claim, where the buckets are locked.
-        limited = rules_for(execution.queue, execution.definition_id,
-                            state.graph.nodes[node_id].type)
+        limited = run.pool or rules_for(execution.queue, execution.definition_id,
+                                        state.graph.nodes[node_id].type)
         if capacity[0] > 0 and not held and not limited:
             capacity[0] -= 1
             batch.lease(run, state, lease_s)

@@ -53,6 +53,9 @@ class Node:
     timeout_s: float | None = None
     fallback: str | None = None
     compensate: str | None = None
+    # A named resource pool this node needs `slots` of while it runs.
+    pool: str | None = None
+    slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
             problems.append(Problem(where, "duplicate id", node_id))
             continue
         for key in sorted(set(item) - {"id", "type", "name", "config", "retry", "timeout_s",
-                                       "fallback", "compensate"}):
+                                       "fallback", "compensate", "pool", "slots"}):
             problems.append(Problem(where, f"unknown field {key!r}", node_id))
         node_type = item.get("type")
         config = item.get("config", {})
@@ -239,6 +242,7 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
                                        node_id, limits.max_timeout_s),
             fallback=_ref(item.get("fallback"), f"{where} fallback", node_id, problems),
             compensate=_ref(item.get("compensate"), f"{where} compensate", node_id, problems),
+            **_pool(item, where, node_id, problems),
         )
     return nodes
 
@@ -250,6 +254,23 @@ def _ref(value: Any, where: str, node_id: str, problems: list[Problem]) -> str |
         problems.append(Problem(where, "must be a node id", node_id))
         return None
     return value
+
+
+def _pool(item: dict, where: str, node_id: str, problems: list[Problem]) -> dict:
+    pool, slots = item.get("pool"), item.get("slots", 1)
+    if pool is None:
+        if "slots" in item:
+            problems.append(Problem(f"{where} slots", "slots needs a pool", node_id))
+        return {}
+    if not isinstance(pool, str) or not NODE_ID.match(pool):
+        problems.append(Problem(f"{where} pool", "must be a pool name (letters, digits, _)",
+                                node_id))
+        return {}
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 1000:
+        problems.append(Problem(f"{where} slots", "must be a whole number from 1 to 1000",
+                                node_id))
+        return {}
+    return {"pool": pool, "slots": slots}
 
 
 def _retry(raw: Any, where: str, node_id: str, problems: list[Problem]) -> RetryPolicy:

@@ -79,3 +79,36 @@ def test_limits_hold_under_load_and_a_killed_worker_leaks_no_slot(cluster):
     lost = NodeRun.objects.get(pk=running.pk)
     assert lost.status == "failed" and "lease expired" in lost.error_message, cluster.logs()
     assert not Execution.objects.filter(admitted=True, status__in=ACTIVE).exists()
+
+
+def test_a_pool_of_two_never_has_three_holders_across_two_clusters(cluster):
+    from apps.engine.models import ResourcePool
+
+    ResourcePool.objects.create(name="warehouse_db", size=2)
+    spec = nap(0.2)
+    spec["nodes"][0].update(pool="warehouse_db", slots=1)
+    cluster.start_ticker()
+    cluster.start_qcluster(workers=2)
+    cluster.start_qcluster(workers=2)
+    peak = []
+    stop = threading.Event()
+
+    def sample():
+        try:
+            while not stop.is_set():
+                peak.append(NodeRun.objects.filter(status="running",
+                                                   pool="warehouse_db").count())
+                time.sleep(0.01)
+        finally:
+            connection.close()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start_many([StartRequest(definition=spec) for _ in range(20)])
+    wait_until(lambda: Execution.objects.filter(status="succeeded").count() == 20, 60,
+               "all 20 executions succeeded")
+    stop.set()
+    sampler.join(5)
+
+    print(f"pool holders: max {max(peak)} of 2 over {len(peak)} samples")
+    assert max(peak) == 2

@@ -622,7 +622,8 @@ def test_json_schema_fields_match_the_parser(workflow_schema):
     assert set(workflow_schema["required"]) == {"name", "nodes"}
     defs = workflow_schema["$defs"]
     assert set(defs["node"]["properties"]) == {"id", "type", "name", "config", "retry",
-                                               "timeout_s", "fallback", "compensate"}
+                                               "timeout_s", "fallback", "compensate", "pool",
+                                               "slots"}
     assert set(defs["retry"]["properties"]) == {"max_attempts", "backoff_s", "max_backoff_s",
                                                 "jitter", "retry_on"}
     assert set(defs["edge"]["properties"]) == {"from", "to", "when"}
@@ -668,3 +669,25 @@ def test_invalid_spec_is_rejected_by_json_schema_and_parser(change, schema_valid
     assert list(schema_validator.iter_errors(definition)), "the JSON Schema accepted it"
     with pytest.raises(GraphInvalid):
         parse(definition)
+
+
+def test_a_node_names_a_pool_and_its_slots():
+    spec = {"name": "p", "nodes": [{"id": "a", "type": "noop", "pool": "warehouse_db",
+                                    "slots": 2}, {"id": "b", "type": "noop"}], "edges": []}
+    graph = parse_graph(spec, node_types())
+
+    assert (graph.nodes["a"].pool, graph.nodes["a"].slots) == ("warehouse_db", 2)
+    assert (graph.nodes["b"].pool, graph.nodes["b"].slots) == (None, 1)
+
+
+def test_bad_pool_fields_are_reported():
+    spec = {"name": "p", "nodes": [{"id": "a", "type": "noop", "pool": "bad name"},
+                                   {"id": "b", "type": "noop", "pool": "db", "slots": 0},
+                                   {"id": "c", "type": "noop", "slots": 2}], "edges": []}
+    with pytest.raises(GraphInvalid) as err:
+        parse_graph(spec, node_types())
+
+    messages = [str(p) for p in err.value.problems]
+    assert any("node 'a' pool" in m for m in messages)
+    assert any("node 'b' slots" in m and "1 to 1000" in m for m in messages)
+    assert any("node 'c' slots" in m and "needs a pool" in m for m in messages)
