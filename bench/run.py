@@ -11,6 +11,8 @@ W1  three sequential trivial nodes (examples/three_steps.json)
 W2  1 → 10 → 1 fan-out / fan-in, 300 executions submitted at once
 W3  1,000 executions that each wait 1 s in a `delay` node: time until all
     are done, and the peak PSS of every process the bench started
+W4  mixed load: realtime executions one at a time while 5,000 background ones
+    drain; their p50/p95 against the same stream on an idle system
 
 Each figure is the median of --runs runs (default 3), with min and max. The
 bench makes its own database and Redis db, starts 1 qcluster (2 workers) and
@@ -43,7 +45,8 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/6"
 SQLITE_DIR = ROOT / "var" / "bench"
 WORKERS = 2
-SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000}
+SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000,
+         "W4_backlog": 5000, "W4_idle": 50}
 MiB = 1024 * 1024
 
 # (metric, unit, better, {db: target}) — orientation only, never asserted.
@@ -53,6 +56,7 @@ TARGETS = {
     ("W2", "nodes_per_s"): {"postgres": (">=", 600)},
     ("W3", "total_s"): {"postgres": ("<=", 3)},
     ("W3", "peak_pss_mib"): {"postgres": ("<=", 250)},
+    ("W4", "p95_ratio"): {"postgres": ("<=", 2), "sqlite": ("<=", 2)},
 }
 
 
@@ -155,25 +159,25 @@ def outcome(tag: str) -> dict:
     return {"statuses": statuses, "nodes": nodes}
 
 
-def submit(workflow: str, n: int, tag: str, make_input) -> float:
+def submit(workflow: str, n: int, tag: str, make_input, queue: str = "default") -> float:
     """start_many in one call; returns the seconds the submit itself took."""
     from apps.engine.start import StartRequest, start_many
 
-    requests = [StartRequest(workflow=workflow, input=make_input(i), client_id=tag)
-                for i in range(n)]
+    requests = [StartRequest(workflow=workflow, input=make_input(i), client_id=tag,
+                             queue=queue) for i in range(n)]
     t0 = time.perf_counter()
     start_many(requests)
     return time.perf_counter() - t0
 
 
-def w1_latency(n: int, tag: str) -> dict:
+def w1_latency(n: int, tag: str, queue: str = "default") -> dict:
     from apps.engine.models import Execution
     from apps.engine.start import StartRequest, start_execution, wait_for
 
     samples, bad = [], 0
     for i in range(n):
         t0 = time.perf_counter()
-        execution = start_execution(StartRequest(workflow="bench-three-steps",
+        execution = start_execution(StartRequest(workflow="bench-three-steps", queue=queue,
                                                  input={"who": f"w{i}"}, client_id=tag))
         execution = wait_for(execution.pk, 30)
         samples.append((time.perf_counter() - t0) * 1000)
@@ -231,6 +235,35 @@ def w3(run: int, scale: float, procs: Processes) -> dict:
                     "pss_samples": sampler.samples,
                     "processes": len(procs.all_processes())})
     return figures
+
+
+def w4(run: int, scale: float) -> dict:
+    """Mixed load: realtime latency while a background backlog drains, vs idle."""
+    from apps.engine.models import TERMINAL_EXECUTION, Execution
+
+    idle_n, backlog = scaled(SIZES["W4_idle"], scale), scaled(SIZES["W4_backlog"], scale)
+    log(f"W4 run {run}: {idle_n} realtime executions on an idle system")
+    idle = w1_latency(idle_n, f"w4-idle-{run}", queue="realtime")
+    log(f"W4 run {run}: {backlog} background executions, realtime ones streamed meanwhile")
+    tag = f"w4-bg-{run}"
+    t0 = time.monotonic()
+    submit("bench-three-steps", backlog, tag, lambda i: {"who": str(i)}, queue="background")
+    busy = []
+    while True:
+        left = backlog - Execution.objects.filter(client_id=tag,
+                                                  status__in=TERMINAL_EXECUTION).count()
+        if left <= 0 or time.monotonic() - t0 > 600:
+            break
+        sample = w1_latency(1, f"w4-rt-{run}", queue="realtime")
+        busy.append(sample["latency_p50_ms"])
+    drained = time.monotonic() - t0
+    busy.sort()
+    mixed_p95 = percentile(busy, 95)
+    return {"idle_p50_ms": idle["latency_p50_ms"], "idle_p95_ms": idle["latency_p95_ms"],
+            "mixed_p50_ms": percentile(busy, 50), "mixed_p95_ms": mixed_p95,
+            "p95_ratio": mixed_p95 / idle["latency_p95_ms"], "realtime_samples": len(busy),
+            "backlog_drain_s": drained, "backlog_nodes_per_s": backlog * 3 / drained,
+            "failed": idle["failed"]}
 
 
 def analyze() -> None:
@@ -381,11 +414,18 @@ ROWS = {
            ("executions_per_s", "executions/s"), ("peak_pss_mib", "peak PSS (MiB)"),
            ("idle_pss_mib", "idle PSS before (MiB)"), ("processes", "processes measured"),
            ("failed", "failed executions")],
+    "W4": [("idle_p50_ms", "realtime p50, idle (ms)"), ("idle_p95_ms", "realtime p95, idle (ms)"),
+           ("mixed_p50_ms", "realtime p50, backlog draining (ms)"),
+           ("mixed_p95_ms", "realtime p95, backlog draining (ms)"),
+           ("p95_ratio", "p95 backlog / p95 idle"), ("realtime_samples", "realtime samples"),
+           ("backlog_drain_s", "5,000 background: drained in (s)"),
+           ("backlog_nodes_per_s", "background nodes/s"), ("failed", "failed executions")],
 }
 TITLES = {
     "W1": "W1 three sequential trivial nodes (examples/three_steps.json)",
     "W2": "W2 fan-out/fan-in 1 → 10 → 1",
     "W3": "W3 executions waiting 1 s in a delay node",
+    "W4": "W4 mixed load: a realtime stream while a background backlog drains",
 }
 
 
@@ -415,7 +455,8 @@ def render_text(report: dict) -> str:
             if key not in summary:
                 continue
             s = summary[key]
-            fmt = (lambda v: f"{v:.0f}") if key in ("failed", "processes") else (
+            fmt = (lambda v: f"{v:.0f}") if key in ("failed", "processes",
+                                                    "realtime_samples") else (
                 lambda v: f"{v:.1f}" if v >= 10 else f"{v:.3g}")
             span = f"[{fmt(s['min'])} … {fmt(s['max'])}]"
             target = target_text(workload, key, db)
@@ -424,7 +465,8 @@ def render_text(report: dict) -> str:
                        f"{(target + ' ' + verdict).strip():<10}")
         out.append("")
     out.append("Targets are for orientation (PostgreSQL+Redis: W1 p50 ≤ 15 ms, W1 and W2 ≥ 600 "
-               "nodes/s, W3 ≤ 3 s in ≤ 250 MiB; embedded default: W1 p50 ≤ 250 ms).")
+               "nodes/s, W3 ≤ 3 s in ≤ 250 MiB, W4 realtime p95 within 2× idle; embedded "
+               "default: W1 p50 ≤ 250 ms).")
     return "\n".join(out)
 
 
@@ -440,13 +482,13 @@ def main(argv=None) -> int:
                              "(cluster with the ticker in its main process; the default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
-    parser.add_argument("--only", default="W1,W2,W3", help="comma-separated: W1,W2,W3")
+    parser.add_argument("--only", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the workload sizes (e.g. 0.1 for a smoke run)")
     args = parser.parse_args(argv)
     only = [w.strip().upper() for w in args.only.split(",") if w.strip()]
-    if not set(only) <= {"W1", "W2", "W3"} or args.runs < 1 or args.scale <= 0:
-        parser.error("--only takes W1,W2,W3; --runs ≥ 1; --scale > 0")
+    if not set(only) <= {"W1", "W2", "W3", "W4"} or args.runs < 1 or args.scale <= 0:
+        parser.error("--only takes W1,W2,W3,W4; --runs ≥ 1; --scale > 0")
 
     env = bench_env(args.db)
     fresh_database(args.db, env)
@@ -486,6 +528,8 @@ def main(argv=None) -> int:
                     runs.append(w1(run, args.scale))
                 elif workload == "W2":
                     runs.append(w2(run, args.scale))
+                elif workload == "W4":
+                    runs.append(w4(run, args.scale))
                 else:
                     runs.append(w3(run, args.scale, procs))
                 log(f"{workload} run {run}: " + ", ".join(
@@ -501,7 +545,8 @@ def main(argv=None) -> int:
         "sizes_by_workload": {
             "W1": f"{sizes['W1_latency']} one at a time; {sizes['W1_throughput']} at once",
             "W2": f"{sizes['W2']} executions, 12 nodes each",
-            "W3": f"{sizes['W3']} executions"},
+            "W3": f"{sizes['W3']} executions",
+            "W4": f"{sizes['W4_backlog']} background + a realtime stream"},
         "targets": {f"{w}.{m}": t for (w, m), t in TARGETS.items()},
         "workloads": results,
     }

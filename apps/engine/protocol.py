@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
@@ -24,7 +24,7 @@ from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, any_limits
 from apps.engine.models import Execution, NodeRun
 from apps.engine.pools import PREFIX, Pools
-from apps.engine.queues import paused_queues
+from apps.engine.queues import paused_queues, queue_batch
 from apps.engine.ratelimits import Buckets, rules_for
 from apps.engine.transitions import (
     Batch,
@@ -120,9 +120,13 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
                                                  node_type)))
         pools = Pools({run.pool for run, *_ in picked if run.pool})
         buckets = Buckets.lock({i for *_, ids in picked for i in ids}, now)
+        per_queue = Counter()
         for run, state, rule_ids in picked:
             if len(batch.claims) >= limit:
                 break
+            if per_queue[run.queue] >= queue_batch(run.queue):
+                continue
+            per_queue[run.queue] += 1
             if run.pool:
                 if not pools.fits(run):
                     park_on_pool(batch, state, run)

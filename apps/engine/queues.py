@@ -21,6 +21,11 @@ def known_queues() -> list[str]:
     return list(settings.BRAID_QUEUES)
 
 
+def queue_batch(name: str) -> int:
+    """At most this many of the queue's runs in one claim (settings, default 32)."""
+    return settings.BRAID_QUEUES.get(name, {}).get("claim_batch", 32)
+
+
 def check_queue(name: str) -> None:
     if name not in settings.BRAID_QUEUES:
         raise NotFound(f"no queue {name!r} (queues: {', '.join(known_queues())})")
