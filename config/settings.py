@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.cpus import available_cpus
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -106,6 +107,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 
 # --- Braid engine ----------------------------------------------------------
+_CPUS = available_cpus()
 BRAID = {
     # Worker processes per qcluster; the engine coalesces wake-ups to this many.
     "WORKERS": env_int("BRAID_WORKERS", 2, minimum=1),
@@ -113,8 +115,11 @@ BRAID = {
     "CLAIM_BATCH": env_int("BRAID_CLAIM_BATCH", 32, minimum=1),
     # Node runs one worker may have in flight at once (async I/O runs concurrently).
     "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 64, minimum=1),
-    # Threads for blocking (sync) handlers inside one worker.
-    "THREADS": env_int("BRAID_THREADS", 8, minimum=1),
+    # Threads for blocking (sync) handlers inside one worker, and processes for
+    # CPU-bound `python` nodes that ask for them ("mode": "process"); both default
+    # from the CPUs the container really has (affinity and cgroup quota).
+    "THREADS": env_int("BRAID_THREADS", min(32, 4 * _CPUS), minimum=1),
+    "PROCESSES": env_int("BRAID_PROCESSES", _CPUS, minimum=1),
     # A claimed node run belongs to its worker for this long without a heartbeat.
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.

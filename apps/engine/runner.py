@@ -9,6 +9,7 @@ database work and commits finished results in groups.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import threading
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
+from apps.engine.processes import make_pool, payload_for, run_in_process
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
 from apps.nodes.registry import get_node_type
@@ -41,6 +43,7 @@ class Runner:
                                              name="braid-async")
         self._loop_thread.start()
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="braid-node")
+        self._processes = None  # made on first use: most workers never need one
         self.done: queue.SimpleQueue[tuple[InFlight, Result]] = queue.SimpleQueue()
         self.pid = os.getpid()
 
@@ -59,10 +62,38 @@ class Runner:
             flight.future = asyncio.run_coroutine_threadsafe(
                 self._call_async(node_type, flight), self.loop)
             flight.future.add_done_callback(self._collect(flight))
+        elif node_type.wants_process(claim.config):
+            if self._processes is None:
+                self._processes = make_pool(settings.BRAID["PROCESSES"])
+            flight.future = self._processes.submit(run_in_process, payload_for(ctx))
+            flight.future.add_done_callback(self._collect_process(flight))
         else:
             flight.future = self.pool.submit(self._call_threaded, node_type, flight)
             flight.future.add_done_callback(self._collect(flight))
         return flight
+
+    def _collect_process(self, flight: InFlight):
+        def done(future):
+            if future.cancelled():
+                return
+            claim = flight.claim
+            try:
+                answer = json.loads(future.result())
+            except Exception as exc:  # the child died (killed, out of memory)
+                self.done.put((flight, failure(claim, NodeError(
+                    f"process pool: {type(exc).__name__}: {exc}", error_class="resource"),
+                    flight.started)))
+                return
+            if answer["ok"]:
+                result = outcome(claim, answer["output"], flight.started)
+            else:
+                result = failure(claim, NodeError(answer["message"],
+                                                  error_class=answer["error_class"],
+                                                  retryable=answer["retryable"]),
+                                 flight.started)
+            self.done.put((flight, result))
+
+        return done
 
     def _collect(self, flight: InFlight):
         def done(future):

@@ -62,7 +62,8 @@ class Python(NodeType):
     description = "Calls a Python function registered with @register_function."
     config_schema = {
         "type": "object",
-        "properties": {"function": {"type": "string"}, "args": {"type": "object"}},
+        "properties": {"function": {"type": "string"}, "args": {"type": "object"},
+                       "mode": {"enum": ["thread", "process"]}},
         "required": ["function"],
         "additionalProperties": False,
     }
@@ -74,6 +75,10 @@ class Python(NodeType):
             problems.append(f"config/function: no registered function {name!r} "
                             f"(registered: {', '.join(function_names()) or 'none'})")
         return problems
+
+    def wants_process(self, config):
+        # CPU-bound functions opt into the process pool; blocking I/O stays on threads.
+        return config.get("mode") == "process"
 
     def run(self, ctx: NodeContext):
         fn = get_function(ctx.config["function"])

@@ -63,3 +63,17 @@ def sleep(ctx: NodeContext):
             raise NodeError("cancelled", error_class="cancelled", retryable=False)
         time.sleep(min(0.05, max(0.0, end - time.monotonic())))
     return {"slept_s": seconds}
+
+
+@register_function("braid.fib")
+def fib(ctx: NodeContext):
+    """CPU-bound demo: the n-th Fibonacci number the slow way (use "mode": "process")."""
+    import os
+
+    def slow(k: int) -> int:
+        return k if k < 2 else slow(k - 1) + slow(k - 2)
+
+    n = int(ctx.config.get("args", {}).get("n", 20))
+    if not 0 <= n <= 30:
+        raise NodeError("n must be from 0 to 30", error_class="configuration", retryable=False)
+    return {"n": n, "fib": slow(n), "pid": os.getpid()}

@@ -40,6 +40,10 @@ class NodeType:
     def run(self, ctx: NodeContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def wants_process(self, config: dict) -> bool:
+        """Run this node in the worker's process pool (CPU-bound work)?"""
+        return False
+
     def accept_signal(self, config: dict, name: str, payload: dict) -> Any:
         """The node's output when a parked run receives signal `name`.
 
