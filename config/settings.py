@@ -146,11 +146,14 @@ BRAID = {
 # A queue can be paused (admin, services): its work waits, nothing is lost.
 # `claim_batch` caps how many of a queue's runs one claim takes: bulk queues take
 # small bites, so a worker comes back for urgent work sooner (shorter transactions).
+# `timeout_s` and `retry` are the defaults for nodes that set none of their own.
 BRAID_QUEUES = {
-    "realtime": {"weight": 8, "claim_batch": 32},
+    "realtime": {"weight": 8, "claim_batch": 32, "timeout_s": 30},
     "default": {"weight": 4, "claim_batch": 32},
-    "scheduled": {"weight": 2, "claim_batch": 8},
-    "background": {"weight": 1, "claim_batch": 4},
+    "scheduled": {"weight": 2, "claim_batch": 8,
+                  "retry": {"max_attempts": 3, "backoff_s": 5, "max_backoff_s": 300}},
+    "background": {"weight": 1, "claim_batch": 4,
+                   "retry": {"max_attempts": 5, "backoff_s": 10, "max_backoff_s": 600}},
 }
 
 # django-q2 is only the wake-up channel: payloads are ids, results are not the

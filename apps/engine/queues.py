@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.engine.errors import NotFound
 from apps.engine.models import Execution, NodeRun, Queue
 from apps.engine.wakeup import wake_on_commit
+from apps.workflows.graph import RetryPolicy
 
 PAUSED_TTL_S = 0.5  # claims re-read the paused set at most this often
 _paused: tuple[float, frozenset[str]] = (0.0, frozenset())
@@ -24,6 +25,17 @@ def known_queues() -> list[str]:
 def queue_batch(name: str) -> int:
     """At most this many of the queue's runs in one claim (settings, default 32)."""
     return settings.BRAID_QUEUES.get(name, {}).get("claim_batch", 32)
+
+
+def queue_timeout_s(name: str) -> float | None:
+    """The queue's default node timeout, for nodes that set none."""
+    return settings.BRAID_QUEUES.get(name, {}).get("timeout_s")
+
+
+def queue_retry(name: str, node_retry: RetryPolicy) -> RetryPolicy:
+    """The queue's default retry policy (settings `retry`), for nodes that set none."""
+    policy = settings.BRAID_QUEUES.get(name, {}).get("retry")
+    return RetryPolicy(**{**RetryPolicy().__dict__, **policy}) if policy else node_retry
 
 
 def check_queue(name: str) -> None:

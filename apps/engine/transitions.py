@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.engine import limits, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
-from apps.engine.queues import paused_queues
+from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
 from apps.engine.ratelimits import rules_for
 from apps.engine.wakeup import wake_on_commit
 from apps.nodes.expressions import ExpressionError
@@ -190,7 +190,8 @@ class Batch:
         return Claim(run_id=run.pk, lease_token=run.lease_token,
                      execution_id=str(state.execution.id), node_id=run.node_id,
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
-                     timeout_s=node.timeout_s, input=state.execution.input,
+                     timeout_s=node.timeout_s or queue_timeout_s(run.queue),
+                     input=state.execution.input,
                      nodes=scope["nodes"])
 
     def claimed(self) -> list[Claim]:
@@ -251,7 +252,8 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
         delay = 0.0 if losses < settings.BRAID["LEASE_LOSS_LIMIT"] else None
     else:
         losses = run.lease_losses
-        delay = planning.retry_delay(node.retry, policy_attempt(run), error_class, retryable)
+        policy = node.retry if node.retry_set else queue_retry(run.queue, node.retry)
+        delay = planning.retry_delay(policy, policy_attempt(run), error_class, retryable)
     if delay is None:
         return True
     not_before = batch.now + timedelta(seconds=delay) if delay > 0 else None

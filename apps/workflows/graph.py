@@ -56,6 +56,8 @@ class Node:
     # A named resource pool this node needs `slots` of while it runs.
     pool: str | None = None
     slots: int = 1
+    # Whether the definition gave `retry` (else the execution's queue policy applies).
+    retry_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
             type=node_type if isinstance(node_type, str) else "",
             config=config,
             retry=_retry(item.get("retry"), where, node_id, problems),
+            retry_set="retry" in item,
             timeout_s=_positive_number(item.get("timeout_s"), f"{where} timeout_s", problems,
                                        node_id, limits.max_timeout_s),
             fallback=_ref(item.get("fallback"), f"{where} fallback", node_id, problems),

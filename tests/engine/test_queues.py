@@ -102,3 +102,27 @@ def test_admin_shows_queue_figures_and_pauses_a_queue(admin_client):
         "action": "pause_selected", "_selected_action": ["background"]}, follow=True)
     assert b"Paused background." in done.content
     assert protocol.claim("w", 10, 30).claims == []
+
+
+def test_queue_policy_gives_defaults_to_nodes_that_set_none():
+    from apps.engine.worker import drain
+
+    spec = {"name": "flaky", "nodes": [{"id": "f", "type": "fail",
+                                        "config": {"times": 1, "error_class": "resource"}}],
+            "edges": []}
+    own = {"name": "own", "nodes": [{"id": "f", "type": "fail", "retry": {"max_attempts": 1},
+                                     "config": {"times": 1, "error_class": "resource"}}],
+           "edges": []}
+    background = start_execution(StartRequest(definition=spec, queue="background"))
+    default = start_execution(StartRequest(definition=spec))
+    explicit = start_execution(StartRequest(definition=own, queue="background"))
+    drain(budget_s=1)
+
+    retry = NodeRun.objects.get(execution=background, attempt=2)  # the queue's policy
+    assert retry.status == "ready" and retry.not_before is not None
+    assert Execution.objects.get(pk=default.pk).status == "failed"  # no retry by default
+    assert Execution.objects.get(pk=explicit.pk).status == "failed"  # its own policy wins
+
+    start_execution(StartRequest(definition=ECHO, queue="realtime"))
+    (claim,) = protocol.claim("w", 10, 30).claims
+    assert claim.timeout_s == settings.BRAID_QUEUES["realtime"]["timeout_s"]
