@@ -127,7 +127,21 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 # --- executions ------------------------------------------------------------------------
 
-class NodeRunInline(ReadOnlyMixin, admin.TabularInline):
+class NodeRunColumnsMixin:
+    """Columns shared by the node-run inline and the node-run pages."""
+
+    @admin.display(description="status")
+    def badge(self, obj):
+        return status_badge(obj.status)
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        if obj.duration_ms is None:
+            return "—"
+        return human_duration(timedelta(milliseconds=obj.duration_ms))
+
+
+class NodeRunInline(NodeRunColumnsMixin, ReadOnlyMixin, admin.TabularInline):
     model = NodeRun
     formset = limited_formset(RUNS_SHOWN)
     verbose_name_plural = f"node runs (the first {RUNS_SHOWN}, in order)"
@@ -145,15 +159,6 @@ class NodeRunInline(ReadOnlyMixin, admin.TabularInline):
         url = reverse("admin:engine_noderun_change", args=[obj.pk])
         return format_html('<a href="{}">#{}</a>', url, obj.pk)
 
-    @admin.display(description="status")
-    def badge(self, obj):
-        return status_badge(obj.status)
-
-    @admin.display(description="duration")
-    def duration(self, obj):
-        if obj.duration_ms is None:
-            return "—"
-        return human_duration(timedelta(milliseconds=obj.duration_ms))
 
     @admin.display(description="error")
     def error(self, obj):
@@ -360,7 +365,7 @@ class ExecutionRowMixin:
 
 
 @admin.register(NodeRun)
-class NodeRunAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
+class NodeRunAdmin(NodeRunColumnsMixin, ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
     list_display = ("id", "execution_short", "node_id", "attempt", "badge", "compensation",
                     "worker", "created_at", "duration", "error_class")
     list_filter = ("status",)
@@ -375,15 +380,6 @@ class NodeRunAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
               "finished_at", "duration")
     readonly_fields = fields
 
-    @admin.display(description="status")
-    def badge(self, obj):
-        return status_badge(obj.status)
-
-    @admin.display(description="duration")
-    def duration(self, obj):
-        if obj.duration_ms is None:
-            return "—"
-        return human_duration(timedelta(milliseconds=obj.duration_ms))
 
     @admin.display(description="output")
     def output_pretty(self, obj):
