@@ -52,6 +52,7 @@ class Claimed:
     # Ready work existed but other workers held its executions: try again soon.
     contended: bool = False
     fused: int = 0  # pure runs leased and finished inside the claim
+    set_aside: int = 0  # runs parked on a full pool or deferred by a rate limit
 
 
 def retrying(fn):
@@ -121,6 +122,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
         pools = Pools({run.pool for run, *_ in picked if run.pool})
         buckets = Buckets.lock({i for *_, ids in picked for i in ids}, now)
         per_queue = Counter()
+        set_aside = 0
         for run, state, rule_ids in picked:
             if len(batch.claims) >= limit:
                 break
@@ -130,6 +132,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
             if run.pool:
                 if not pools.fits(run):
                     park_on_pool(batch, state, run)
+                    set_aside += 1
                     continue
                 pools.take(run)
             deferred = buckets.take(rule_ids) if rule_ids else None
@@ -137,6 +140,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
                 if run.pool:
                     pools.give_back(run)
                 defer(batch, run, *deferred)
+                set_aside += 1
                 continue
             batch.lease(run, state, lease_s)
         buckets.save()
@@ -149,7 +153,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
         batch.flush()
     if not candidates and not admitted:
         return Claimed([], contended)
-    return Claimed(batch.claimed(), contended, fused)
+    return Claimed(batch.claimed(), contended, fused, set_aside)
 
 
 @retrying

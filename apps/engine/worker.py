@@ -81,9 +81,10 @@ def drain(budget_s: float | None = None) -> int:
             want = min(free, batch)
             got = protocol.claim(me, want, lease_s)
             contended = got.contended
-            # Pure runs finish inside the claim: they count as work done.
+            # Pure runs finish inside the claim: they count as work done. Runs set
+            # aside (full pool, empty bucket) left the queue: look behind them.
             taken = len(got.claims) + got.fused
-            progressed = taken > 0
+            progressed = taken > 0 or got.set_aside > 0
             finished += got.fused
             next_claim = 0.0 if taken >= want or contended else now + IDLE_CLAIM_S
             for c in got.claims:
