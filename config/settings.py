@@ -144,15 +144,16 @@ BRAID = {
 
 # Queues: workers claim READY work by queue weight, then priority, then age.
 # A queue can be paused (admin, services): its work waits, nothing is lost.
-# `claim_batch` caps how many of a queue's runs one claim takes: bulk queues take
-# small bites, so a worker comes back for urgent work sooner (shorter transactions).
+# `claim_batch` caps how many of a queue's runs one claim takes while heavier
+# queues have work: bulk queues then take small bites, so a worker comes back for
+# urgent work sooner (shorter transactions); alone, they get full bites.
 # `timeout_s` and `retry` are the defaults for nodes that set none of their own.
 BRAID_QUEUES = {
     "realtime": {"weight": 8, "claim_batch": 32, "timeout_s": 30},
     "default": {"weight": 4, "claim_batch": 32},
     "scheduled": {"weight": 2, "claim_batch": 8,
                   "retry": {"max_attempts": 3, "backoff_s": 5, "max_backoff_s": 300}},
-    "background": {"weight": 1, "claim_batch": 4,
+    "background": {"weight": 1, "claim_batch": 2,
                    "retry": {"max_attempts": 5, "backoff_s": 10, "max_backoff_s": 600}},
 }
 

@@ -41,6 +41,7 @@ def _fresh_graph_cache():
     specs._cache.clear()
     workflow_services._versions.clear()
     queues._paused = (0.0, frozenset())
+    queues._urgent_seen.clear()
     ratelimits.forget_rules()
     limits.forget_rules()
 

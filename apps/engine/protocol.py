@@ -24,7 +24,7 @@ from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, any_limits
 from apps.engine.models import Execution, NodeRun
 from apps.engine.pools import PREFIX, Pools
-from apps.engine.queues import paused_queues, queue_batch
+from apps.engine.queues import note_claimed, paused_queues, queue_batch
 from apps.engine.ratelimits import Buckets, rules_for
 from apps.engine.transitions import (
     Batch,
@@ -143,6 +143,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
                 set_aside += 1
                 continue
             batch.lease(run, state, lease_s)
+            note_claimed(run.queue_rank)
         buckets.save()
         for state in states.values():
             if state.execution.id in batch.executions:

@@ -22,9 +22,27 @@ def known_queues() -> list[str]:
     return list(settings.BRAID_QUEUES)
 
 
-def queue_batch(name: str) -> int:
-    """At most this many of the queue's runs in one claim (settings, default 32)."""
-    return settings.BRAID_QUEUES.get(name, {}).get("claim_batch", 32)
+URGENT_WINDOW_S = 2.0  # how long small bites last after urgent work was seen
+_urgent_seen: dict[int, float] = {}  # queue weight → when this process last claimed it
+
+
+def note_claimed(weight: int) -> None:
+    _urgent_seen[weight] = time.monotonic()
+
+
+def queue_batch(name: str, default: int = 32) -> int:
+    """How many of the queue's runs one claim may take.
+
+    A queue's `claim_batch` (small for bulk queues) applies only while this
+    worker has recently claimed work of a heavier queue: then short transactions
+    let it come back for that work sooner. Otherwise the queue gets full bites.
+    """
+    policy = settings.BRAID_QUEUES.get(name, {})
+    weight = policy.get("weight", 0)
+    now = time.monotonic()
+    if any(w > weight and now - t < URGENT_WINDOW_S for w, t in _urgent_seen.items()):
+        return policy.get("claim_batch", default)
+    return default
 
 
 def queue_timeout_s(name: str) -> float | None:

@@ -126,3 +126,15 @@ def test_queue_policy_gives_defaults_to_nodes_that_set_none():
     start_execution(StartRequest(definition=ECHO, queue="realtime"))
     (claim,) = protocol.claim("w", 10, 30).claims
     assert claim.timeout_s == settings.BRAID_QUEUES["realtime"]["timeout_s"]
+
+
+def test_bulk_queues_take_small_bites_only_while_urgent_work_is_around():
+    start("background", n=10)
+    assert len(protocol.claim("w", 32, 30).claims) == 10  # alone: a full bite
+
+    start("background", n=10)
+    start("realtime", n=1)
+    queues = claimed_queues(32)
+
+    bite = settings.BRAID_QUEUES["background"]["claim_batch"]
+    assert queues == ["realtime"] + ["background"] * bite
