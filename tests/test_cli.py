@@ -281,7 +281,8 @@ def test_reap_prints_counts():
     out, _ = braid("reap")
     counts = dict(line.split(": ") for line in out.strip().splitlines())
     assert set(counts) == {"timers_woken", "leases_reaped", "deadlines_timed_out",
-                           "wakeups_resent", "pool_waits_released"}
+                           "wakeups_resent", "pool_waits_released",
+                           "expired_executions_deleted"}
     assert all(value.isdigit() for value in counts.values())
 
 

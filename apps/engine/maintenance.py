@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.engine import pools
-from apps.engine.models import Execution, NodeRun
+from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
 from apps.engine.transitions import (
     Batch,
@@ -143,6 +143,29 @@ def wake_for_backoffs(since) -> int:
     return wake_workers() if due else 0
 
 
+def purge_expired(limit: int = BATCH) -> int:
+    """Delete finished executions older than their queue's `retention_days`.
+
+    Their node runs and events go with them (a cascade); unfinished executions
+    are never touched. A batch at a time, so a big backlog of old rows spreads
+    over several reaper passes instead of one long transaction.
+    """
+    deleted = 0
+    now = timezone.now()
+    for queue, policy in settings.BRAID_QUEUES.items():
+        days = policy.get("retention_days")
+        if not days:
+            continue
+        ids = list(Execution.objects.filter(
+            queue=queue, status__in=sorted(TERMINAL_EXECUTION),
+            finished_at__lt=now - timedelta(days=days)).values_list("id", flat=True)[:limit])
+        if ids:
+            with transaction.atomic():
+                deleted += Execution.objects.filter(id__in=ids).delete()[1].get(
+                    "engine.Execution", 0)
+    return deleted
+
+
 @retrying
 def release_pools_with_room() -> int:
     with transaction.atomic():
@@ -153,6 +176,7 @@ def reap() -> dict:
     """One reaper pass (also `manage.py braid reap` and a django-q2 schedule)."""
     return {
         "pool_waits_released": release_pools_with_room(),
+        "expired_executions_deleted": purge_expired(),
         "timers_woken": wake_due_timers(),
         "leases_reaped": reap_expired_leases(),
         "deadlines_timed_out": time_out_deadlines(),

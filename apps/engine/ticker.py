@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # (apps.schedules adds its `fire_due` in its AppConfig.ready), so the ticker
 # needs no import of them.
 TICK_HOOKS: list = []
+PURGE_EVERY_S = 60.0  # retention is in days: once a minute is plenty
 
 
 def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
@@ -34,6 +35,7 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
     cfg = settings.BRAID
     started = time.monotonic()
     next_reap = 0.0
+    next_purge = 0.0
     last_tick = timezone.now()
     while not stop.is_set():
         if max_seconds is not None and time.monotonic() - started > max_seconds:
@@ -52,6 +54,9 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
             if time.monotonic() >= next_reap:
                 maintenance.reap_expired_leases()
                 maintenance.release_pools_with_room()
+                if time.monotonic() >= next_purge:
+                    maintenance.purge_expired()
+                    next_purge = time.monotonic() + PURGE_EVERY_S
                 maintenance.time_out_deadlines()
                 maintenance.resend_lost_wakeups()
                 next_reap = time.monotonic() + cfg["REAP_EVERY_S"]

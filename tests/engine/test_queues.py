@@ -138,3 +138,30 @@ def test_bulk_queues_take_small_bites_only_while_urgent_work_is_around():
 
     bite = settings.BRAID_QUEUES["background"]["claim_batch"]
     assert queues == ["realtime"] + ["background"] * bite
+
+
+def test_retention_deletes_old_finished_executions_of_each_queue():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.engine.maintenance import purge_expired
+    from apps.engine.models import ExecutionEvent
+
+    old_rt, fresh_rt, running_rt = start("realtime", n=3)
+    (old_default,) = start("default")
+    now = timezone.now()
+    Execution.objects.filter(pk__in=[old_rt.pk, old_default.pk]).update(
+        status="succeeded", finished_at=now - timedelta(days=8))
+    Execution.objects.filter(pk=fresh_rt.pk).update(status="succeeded",
+                                                    finished_at=now - timedelta(days=6))
+    Execution.objects.filter(pk=running_rt.pk).update(status="running",
+                                                      created_at=now - timedelta(days=60))
+
+    assert purge_expired() == 1  # realtime keeps 7 days, default 30
+
+    assert not Execution.objects.filter(pk=old_rt.pk).exists()
+    assert not NodeRun.objects.filter(execution_id=old_rt.pk).exists()
+    assert not ExecutionEvent.objects.filter(execution_id=old_rt.pk).exists()
+    assert Execution.objects.filter(pk__in=[fresh_rt.pk, running_rt.pk,
+                                            old_default.pk]).count() == 3
