@@ -149,12 +149,13 @@ BRAID = {
 # urgent work sooner (shorter transactions); alone, they get full bites.
 # `timeout_s` and `retry` are the defaults for nodes that set none of their own;
 # `retention_days` deletes finished executions (with their runs and events) that old.
+# `worker_share` is the most of a worker's in-flight slots a queue's new work may take.
 BRAID_QUEUES = {
     "realtime": {"weight": 8, "claim_batch": 32, "timeout_s": 30, "retention_days": 7},
     "default": {"weight": 4, "claim_batch": 32, "retention_days": 30},
-    "scheduled": {"weight": 2, "claim_batch": 8, "retention_days": 30,
+    "scheduled": {"weight": 2, "claim_batch": 8, "retention_days": 30, "worker_share": 0.75,
                   "retry": {"max_attempts": 3, "backoff_s": 5, "max_backoff_s": 300}},
-    "background": {"weight": 1, "claim_batch": 2, "retention_days": 14,
+    "background": {"weight": 1, "claim_batch": 2, "retention_days": 14, "worker_share": 0.5,
                    "retry": {"max_attempts": 5, "backoff_s": 10, "max_backoff_s": 600}},
 }
 

@@ -81,7 +81,7 @@ def _find(state, run_id):
 
 
 @retrying
-def claim(worker: str, limit: int, lease_s: float) -> Claimed:
+def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> Claimed:
     """Lease up to `limit` READY runs of unpaused queues: by queue weight, then
     priority, then age.
 
@@ -91,6 +91,7 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
        runs are theirs to continue, or ours on the next try. On SQLite the
        IMMEDIATE transaction makes the whole claim exclusive.
     3. Re-check each run under the lock, lease it, then run pure handlers at once.
+    `caps` bounds how many runs of a queue this claim may take (its worker share).
     """
     if limit <= 0:
         return Claimed([])
@@ -126,7 +127,8 @@ def claim(worker: str, limit: int, lease_s: float) -> Claimed:
         for run, state, rule_ids in picked:
             if len(batch.claims) >= limit:
                 break
-            if per_queue[run.queue] >= queue_batch(run.queue):
+            if per_queue[run.queue] >= min(queue_batch(run.queue),
+                                           (caps or {}).get(run.queue, limit)):
                 continue
             per_queue[run.queue] += 1
             if run.pool:

@@ -54,6 +54,7 @@ class Claim:
     timeout_s: float | None
     input: dict
     nodes: dict
+    queue: str = "default"
 
 
 def queue_rank(queue: str) -> int:
@@ -192,7 +193,7 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"])
+                     nodes=scope["nodes"], queue=run.queue)
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""

@@ -79,7 +79,7 @@ def drain(budget_s: float | None = None) -> int:
         # claim's back-off must not end a drain while work is left.
         if free > 0 and not stopping and (now >= next_claim or not inflight):
             want = min(free, batch)
-            got = protocol.claim(me, want, lease_s)
+            got = protocol.claim(me, want, lease_s, share_caps(inflight, max_inflight))
             contended = got.contended
             # Pure runs finish inside the claim: they count as work done. Runs set
             # aside (full pool, empty bucket) left the queue: look behind them.
@@ -123,6 +123,21 @@ def _hand_back(runner, inflight: dict[int, InFlight]) -> None:
     released = protocol.release(held)
     log.warning("handed back %d node run(s) at shutdown", released)
     inflight.clear()
+
+
+def share_caps(inflight: dict[int, InFlight], max_inflight: int) -> dict[str, int]:
+    """Room left per queue under its `worker_share` of this worker's in-flight slots.
+
+    The share bounds what a worker takes on; the next steps of executions it is
+    already running continue regardless.
+    """
+    caps = {}
+    for queue, policy in settings.BRAID_QUEUES.items():
+        share = policy.get("worker_share")
+        if share is not None:
+            held = sum(1 for f in inflight.values() if f.claim.queue == queue)
+            caps[queue] = max(0, int(share * max_inflight) - held)
+    return caps
 
 
 def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float) -> float:

@@ -165,3 +165,38 @@ def test_retention_deletes_old_finished_executions_of_each_queue():
     assert not ExecutionEvent.objects.filter(execution_id=old_rt.pk).exists()
     assert Execution.objects.filter(pk__in=[fresh_rt.pk, running_rt.pk,
                                             old_default.pk]).count() == 3
+
+
+def test_a_queue_takes_at_most_its_worker_share_of_a_workers_slots():
+    import threading
+    import time
+
+    from django.test import override_settings
+
+    from apps.engine.worker import drain
+    from apps.nodes.registry import register_function
+
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    @register_function("tests.concurrency_probe")
+    def probe(ctx):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+        return {}
+
+    spec = {"name": "probe", "nodes": [{"id": "p", "type": "python",
+                                        "config": {"function": "tests.concurrency_probe"}}],
+            "edges": []}
+    started = start_many([StartRequest(definition=spec, queue="background") for _ in range(8)])
+    queues = {**settings.BRAID_QUEUES, "background": {
+        **settings.BRAID_QUEUES["background"], "worker_share": 0.5}}
+    with override_settings(BRAID={**settings.BRAID, "MAX_INFLIGHT": 4},
+                           BRAID_QUEUES=queues):
+        drain(budget_s=10)
+
+    assert peak[0] == 2  # half of 4 slots, though 4 were free
+    assert all(Execution.objects.get(pk=e.pk).status == "succeeded" for e in started)
