@@ -1,6 +1,5 @@
 """Operator controls on executions (cancel now; retry, skip, resume come later)."""
 
-from django.db import transaction
 
 from apps.engine.errors import Conflict, NotFound
 from apps.engine.models import Execution
@@ -11,11 +10,12 @@ from apps.engine.transitions import (
     load_states,
     lock_executions,
 )
+from apps.engine.writelock import write_transaction
 
 
 def cancel_execution(execution_id, *, reason: str = "cancelled by operator", user=None):
     """Cancel pending work now; running handlers stop at their next heartbeat."""
-    with transaction.atomic():
+    with write_transaction():
         executions = lock_executions([execution_id])
         if not executions:
             raise NotFound(f"no execution {execution_id}")

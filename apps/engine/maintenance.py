@@ -28,6 +28,7 @@ from apps.engine.transitions import (
     settle,
 )
 from apps.engine.wakeup import wake_workers
+from apps.engine.writelock import write_transaction
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -44,7 +45,7 @@ def _runs_by_execution(rows):
 def wake_due_timers(limit: int = BATCH) -> int:
     """Complete parked runs whose wake time has come (no worker runs them again)."""
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         due = _runs_by_execution(NodeRun.objects.filter(status="waiting", wake_at__lte=now)
                                  .order_by("wake_at").values_list("id", "execution_id")[:limit])
         if not due:
@@ -71,7 +72,7 @@ def wake_due_timers(limit: int = BATCH) -> int:
 def reap_expired_leases(limit: int = BATCH) -> int:
     """Re-queue runs whose worker stopped heart-beating (killed) as a new attempt."""
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         expired = _runs_by_execution(
             NodeRun.objects.filter(status="running", lease_expires_at__lt=now)
             .values_list("id", "execution_id")[:limit])
@@ -104,7 +105,7 @@ def reap_expired_leases(limit: int = BATCH) -> int:
 def time_out_deadlines(limit: int = BATCH) -> int:
     """Fail executions past their deadline (class `timeout`), compensating if they can."""
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         ids = list(Execution.objects.filter(
             deadline__lt=now, status__in=["pending", "running", "waiting"])
             .values_list("id", flat=True)[:limit])
@@ -160,7 +161,7 @@ def purge_expired(limit: int = BATCH) -> int:
             queue=queue, status__in=sorted(TERMINAL_EXECUTION),
             finished_at__lt=now - timedelta(days=days)).values_list("id", flat=True)[:limit])
         if ids:
-            with transaction.atomic():
+            with write_transaction():
                 deleted += Execution.objects.filter(id__in=ids).delete()[1].get(
                     "engine.Execution", 0)
     return deleted
@@ -168,7 +169,7 @@ def purge_expired(limit: int = BATCH) -> int:
 
 @retrying
 def release_pools_with_room() -> int:
-    with transaction.atomic():
+    with write_transaction():
         return pools.release_pools_with_room()
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,6 +38,7 @@ from apps.engine.transitions import (
     update_progress,
 )
 from apps.engine.wakeup import wake_on_commit
+from apps.engine.writelock import write_transaction
 from apps.nodes.registry import get_node_type
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
     if limit <= 0:
         return Claimed([])
     now = timezone.now()
-    with transaction.atomic():
+    with write_transaction():
         ready = NodeRun.objects.filter(status="ready").filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now))
         paused = paused_queues()
@@ -170,7 +171,7 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
     """
     if not results:
         return []
-    with transaction.atomic():
+    with write_transaction():
         executions = lock_executions({_uuid(r.execution_id) for r in results})
         states = load_states(executions)
         batch = Batch(worker)
@@ -328,7 +329,7 @@ def release(held: dict[int, int]) -> int:
     if not held:
         return 0
     released = 0
-    with transaction.atomic():
+    with write_transaction():
         rows = NodeRun.objects.select_for_update().filter(id__in=list(held), status="running")
         for run in rows:
             if run.lease_token == held[run.pk]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from apps.engine.errors import Conflict, InputInvalid, NotFound
 from apps.engine.models import NodeRun
 from apps.engine.transitions import Batch, finish_run, load_states, lock_executions, settle
 from apps.engine.wakeup import wake_on_commit
+from apps.engine.writelock import write_transaction
 from apps.nodes.registry import get_node_type
 
 
@@ -22,7 +21,7 @@ def send_signal(execution_id, name: str, payload: dict | None = None, *,
     payload = payload or {}
     if not isinstance(payload, dict):
         raise InputInvalid("a signal's payload must be a JSON object")
-    with transaction.atomic():
+    with write_transaction():
         executions = lock_executions([execution_id])
         if not executions:
             raise NotFound(f"no execution {execution_id}")

@@ -14,13 +14,14 @@ from datetime import timedelta
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from apps.engine import limits
 from apps.engine.errors import InputInvalid, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
 from apps.engine.wakeup import wake_on_commit
+from apps.engine.writelock import write_transaction
 from apps.workflows import services as workflows
 from apps.workflows.models import WorkflowVersion
 from apps.workflows.specs import checksum, graph_of
@@ -91,7 +92,7 @@ def start_execution(request: StartRequest) -> Execution:
     version = resolve_version(request)
     check_input(version, request.input)
     try:
-        with transaction.atomic():
+        with write_transaction():
             (execution,) = _create([(version, request)])
     except IntegrityError:
         if request.idempotency_key:  # a concurrent start with the same key won
@@ -113,7 +114,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
         version = versions.get(key) or versions.setdefault(key, resolve_version(request))
         check_input(version, request.input)
         pairs.append((version, request))
-    with transaction.atomic():
+    with write_transaction():
         return _create(pairs)
 
 
