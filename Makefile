@@ -14,9 +14,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py braid demo
-	DEBUG=1 $(PY) manage.py braid serve
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py braid demo
+	$(PY) manage.py braid serve
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

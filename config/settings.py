@@ -17,10 +17,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("BRAID_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", False)
+# The embedded default (no DATABASE_URL) is a developer's machine: DEBUG is on
+# unless told otherwise, so a fresh clone's `manage.py` just works. With
+# DATABASE_URL (production) DEBUG is off unless told otherwise, and then the
+# development SECRET_KEY is refused.
+DEBUG = env_bool("DEBUG", not env_str("DATABASE_URL"))
 _DEV_SECRET = "braid-insecure-development-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
-if SECRET_KEY == _DEV_SECRET and not DEBUG and not env_bool("BRAID_ALLOW_DEV_SECRET", False):
+if SECRET_KEY == _DEV_SECRET and not DEBUG:
     raise ImproperlyConfigured(
         "SECRET_KEY is the development default while DEBUG is off. "
         "Set SECRET_KEY (or DEBUG=1 for local development)."

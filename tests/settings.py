@@ -5,6 +5,7 @@ The same module serves the qcluster and ticker processes that crash tests start.
 
 import os
 
+os.environ.setdefault("DEBUG", "0")  # tests run as production does, on either database
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
