@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.engine import limits, planning
+from apps.engine import hooks, limits, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -180,10 +180,23 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.events and hooks.has_subscribers():
+            transaction.on_commit(self._committed(new_executions))
         if self.freed_slots:
             from apps.engine.pools import release_parked
 
             release_parked(self.freed_slots)
+
+    def _committed(self, new_executions) -> Callable[[], None]:
+        """The after-commit call for this batch's events (built now: the batch may be reused)."""
+        executions = {e.id: e for e in new_executions} | self.executions
+        events = [hooks.CommittedEvent(execution_id=str(e.execution_id), seq=e.seq, type=e.type,
+                                       payload=e.payload, at=e.created_at,
+                                       client_id=getattr(executions.get(e.execution_id),
+                                                         "client_id", "") or "")
+                  for e in self.events]
+        statuses = {str(pk): execution.status for pk, execution in executions.items()}
+        return lambda: hooks.publish(hooks.CommittedBatch(events=events, statuses=statuses))
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
