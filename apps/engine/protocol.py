@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.engine.handlers import Result, call_sync, is_pure
-from apps.engine.limits import Admission, any_limits
+from apps.engine.limits import Admission, needs_admission
 from apps.engine.models import Execution, NodeRun
 from apps.engine.pools import PREFIX, Pools
 from apps.engine.queues import note_claimed, paused_queues, queue_batch
@@ -194,8 +194,11 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
 
 
 def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -> int:
-    """Admit pending executions under concurrency limits, in priority order."""
-    if not any_limits():
+    """Admit pending executions under concurrency limits, in priority order.
+
+    An execution none of whose limits exist any more is admitted at once.
+    """
+    if not needs_admission():
         return 0
     waiting = Execution.objects.filter(status="pending", admitted=False)
     if paused:
