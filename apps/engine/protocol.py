@@ -20,6 +20,7 @@ from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, needs_admission
 from apps.engine.models import Execution, NodeRun
@@ -82,7 +83,8 @@ def _find(state, run_id):
 
 
 @retrying
-def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> Claimed:
+def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
+          slots: Slots | None = None) -> Claimed:
     """Lease up to `limit` READY runs of unpaused queues: by queue weight, then
     priority, then age.
 
@@ -92,7 +94,9 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
        runs are theirs to continue, or ours on the next try. On SQLite the
        IMMEDIATE transaction makes the whole claim exclusive.
     3. Re-check each run under the lock, lease it, then run pure handlers at once.
-    `caps` bounds how many runs of a queue this claim may take (its worker share).
+    `caps` bounds how many runs of a queue this claim may take (its worker share);
+    `slots` the runs of each kind (thread, process, event loop) the worker has
+    room for: the rest stay READY for other workers.
     """
     if limit <= 0:
         return Claimed([])
@@ -110,6 +114,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
         contended = len(executions) < len(wanted)
         states = load_states(executions)
         batch = Batch(worker, now)
+        batch.slots = slots
         picked = []
         for run_id, execution_id in candidates:
             state = states.get(execution_id)
@@ -131,6 +136,8 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
             if per_queue[run.queue] >= min(queue_batch(run.queue),
                                            (caps or {}).get(run.queue, limit)):
                 continue
+            if not batch.fits(state, run.node_id):
+                continue  # no free slot of its kind here: another worker takes it
             per_queue[run.queue] += 1
             if run.pool:
                 if not pools.fits(run):
@@ -161,7 +168,8 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
 
 
 @retrying
-def complete(results: list[Result], worker: str, capacity: int, lease_s: float) -> list[Claim]:
+def complete(results: list[Result], worker: str, capacity: int, lease_s: float, *,
+             slots: Slots | None = None) -> list[Claim]:
     """Commit many handler results in one transaction and lease ready successors.
 
     A result counts only if its run is still RUNNING under the same lease token:
@@ -175,6 +183,7 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
         executions = lock_executions({_uuid(r.execution_id) for r in results})
         states = load_states(executions)
         batch = Batch(worker)
+        batch.slots = slots
         changed, for_good = defaultdict(list), defaultdict(list)
         for result in results:
             state = states.get(_uuid(result.execution_id))
@@ -225,7 +234,7 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
             # Pools and rate limits are checked by the claim: such runs wait for it.
             gated = run.pool or rules_for(run.queue, execution.definition_id,
                                           state.graph.nodes[node_id].type)
-            if room[0] > 0 and not gated:
+            if room[0] > 0 and not gated and batch.fits(state, node_id):
                 room[0] -= 1
                 batch.lease(run, state, lease_s)
         update_progress(batch, state)

@@ -114,6 +114,7 @@ class Batch:
         self.executions: dict = {}
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
+        self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -162,6 +163,11 @@ class Batch:
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
                                                   "worker": self.worker})
         self.claims.append((run, state))
+
+    def fits(self, state: ExecutionState, node_id: str) -> bool:
+        """Take a free slot of the kind the node runs on (always, with no worker's slots)."""
+        node = state.graph.nodes[node_id]
+        return self.slots is None or self.slots.take(node.type, node.config)
 
     # --- writing -------------------------------------------------------------
     def flush(self, new_executions: list[Execution] = ()) -> None:
@@ -316,7 +322,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         # Rate-limited work goes through the claim, where the buckets are locked.
         limited = run.pool or rules_for(execution.queue, execution.definition_id,
                                         state.graph.nodes[node_id].type)
-        if capacity[0] > 0 and not held and not limited:
+        if capacity[0] > 0 and not held and not limited and batch.fits(state, node_id):
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):
