@@ -18,8 +18,8 @@ from functools import wraps
 
 from django.db import OperationalError
 from django.db.models import Q
-from django.utils import timezone
 
+from apps.engine import clock
 from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, needs_admission
@@ -100,7 +100,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
     """
     if limit <= 0:
         return Claimed([])
-    now = timezone.now()
+    now = clock.now()
     with write_transaction():
         ready = NodeRun.objects.filter(status="ready").filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now))
@@ -303,7 +303,10 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
 
 def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
     run.status = "waiting"
-    run.wake_at = result.park_until
+    after_s = result.extra.get("after_s")
+    # A wait measured from now is counted on the database's clock (see clock.py).
+    run.wake_at = (batch.now + timedelta(seconds=after_s) if after_s is not None
+                   else result.park_until)
     run.wake_output = result.output
     run.waiting_for = result.extra.get("signal") or ""
     run.lease_expires_at = None
@@ -311,7 +314,7 @@ def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
     batch.touch(run)
     batch.event(state.execution, "node.waiting", {
         "node": run.node_id, "attempt": run.attempt,
-        "until": result.park_until.isoformat() if result.park_until else None,
+        "until": run.wake_at.isoformat() if run.wake_at else None,
         "reason": result.extra.get("reason", "timer"),
         "signal": result.extra.get("signal")})
     update_progress(batch, state)
@@ -322,7 +325,7 @@ def heartbeat(worker: str, held: dict[int, int], lease_s: float) -> set[int]:
     """Extend the leases still held; return the run ids this worker has lost."""
     if not held:
         return set()
-    now = timezone.now()
+    now = clock.now()
     rows = NodeRun.objects.filter(id__in=list(held)).values_list("id", "status", "lease_token")
     kept = {rid for rid, status, token in rows if status == "running" and token == held[rid]}
     if kept:

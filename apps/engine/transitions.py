@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
-from apps.engine import hooks, limits, planning
+from apps.engine import clock, hooks, limits, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -106,7 +105,7 @@ class Batch:
     """Accumulates run, execution and event changes; `flush` writes them in bulk."""
 
     def __init__(self, worker: str = "", now: datetime | None = None):
-        self.now = now or timezone.now()
+        self.now = now or clock.now()
         self.worker = worker
         self.new_runs: list[NodeRun] = []
         self.changed_runs: dict[int, NodeRun] = {}
