@@ -18,6 +18,7 @@ from apps.engine import clock, pools
 from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
 from apps.engine.transitions import (
+    LEASE_EXPIRED,
     Batch,
     fail_or_compensate,
     fail_run,
@@ -86,7 +87,7 @@ def reap_expired_leases(limit: int = BATCH) -> int:
                 if (run.pk in expired[execution_id] and run.status == "running"
                         and run.lease_expires_at and run.lease_expires_at < now):
                     reaped += 1
-                    message = f"lease expired: worker {run.worker or '?'} stopped responding"
+                    message = f"{LEASE_EXPIRED}: worker {run.worker or '?'} stopped responding"
                     if fail_run(batch, state, run, "resource", message, True, lost_lease=True):
                         changed.append(run.node_id)
                         for_good.append(run)
