@@ -260,6 +260,8 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
              duration_ms: float | None = None) -> bool:
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
+    log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300])
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms)
     if state.execution.status in TERMINAL_EXECUTION:
