@@ -54,6 +54,13 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # What operators do to executions (see apps.engine.permissions for the roles).
+        permissions = [
+            ("start_execution", "Can start executions"),
+            ("cancel_execution", "Can cancel executions"),
+            ("retry_execution", "Can retry failed executions"),
+            ("decide_approval", "Can approve or reject approval nodes"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["idempotency_key"],
                                     condition=Q(idempotency_key__isnull=False),
@@ -187,6 +194,7 @@ class Queue(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("pause_queue", "Can pause and resume queues")]
 
     def __str__(self):
         return f"{self.name}{' (paused)' if self.paused else ''}"
