@@ -30,3 +30,9 @@ def test_model_fields_offer_exactly_the_defined_statuses():
     assert [value for value, _ in field.choices] == [s.value for s in ExecutionStatus]
     field = NodeRun._meta.get_field("status")
     assert [value for value, _ in field.choices] == [s.value for s in RunStatus]
+
+
+def test_the_admin_has_a_colour_for_every_status():
+    from apps.engine.admin import STATUS_COLOURS
+
+    assert set(STATUS_COLOURS) == {*ExecutionStatus, *RunStatus}
