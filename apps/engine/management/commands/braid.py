@@ -409,6 +409,12 @@ class Command(BaseCommand):
     # --- demo --------------------------------------------------------------------------
 
     def cmd_demo(self, examples, **_):
+        if not settings.DEBUG:
+            # It makes `admin` a superuser with a known password: on a real
+            # database that is a way in for anyone who reads the docs.
+            raise CommandError("braid demo refuses to run with DEBUG off: it resets the "
+                               "`admin` superuser's password. It is for a development "
+                               "machine (DEBUG=1).", returncode=1)
         from django.contrib.auth import get_user_model
 
         from apps.workflows.models import WorkflowVersion
