@@ -12,6 +12,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows import specs
 from apps.workflows.services import publish_version
 
+pytest_plugins = ["tests.personas"]  # vera, otto, olga, oscar: see tests/personas.py
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

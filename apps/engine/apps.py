@@ -1,4 +1,5 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 
 
 class EngineConfig(AppConfig):
@@ -10,6 +11,7 @@ class EngineConfig(AppConfig):
         from django_q.signals import post_spawn
 
         post_spawn.connect(_worker_spawned, dispatch_uid="braid-worker-stop-handler")
+        post_migrate.connect(_sync_role_groups, sender=self, dispatch_uid="braid-role-groups")
 
 
 def _worker_spawned(sender, proc_name=None, **kwargs):
@@ -17,3 +19,18 @@ def _worker_spawned(sender, proc_name=None, **kwargs):
     from apps.engine.worker import _install_stop_handler
 
     _install_stop_handler()
+
+
+def _sync_role_groups(sender, using="default", verbosity=1, **kwargs):
+    """After migrate: the Braid role groups hold exactly ROLE_PERMISSIONS.
+
+    Django creates each app's permissions in that app's own post_migrate, and
+    the schedules app comes after this one; so create them all first.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    from apps.engine.permissions import sync_role_groups
+
+    for config in apps.get_app_configs():
+        create_permissions(config, verbosity=0, using=using)
+    sync_role_groups(using)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.engine import limits
 from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.statuses import ACTIVE_RUN
 
 # The vocabulary (concurrency limits and pools will add theirs).
 QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
@@ -118,7 +119,7 @@ def why_execution(execution_id) -> list[Reason]:
     paused = paused_queues()
     reasons = []
     for run in NodeRun.objects.filter(execution_id=execution_id,
-                                      status__in=["ready", "running", "waiting"]):
+                                      status__in=ACTIVE_RUN):
         ahead = runs_ahead(run) if run.status == "ready" else 0
         reason = explain(run, now=now, paused=paused, ahead=ahead)
         if reason:

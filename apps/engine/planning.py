@@ -11,10 +11,9 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from apps.engine.statuses import TERMINAL_RUN
 from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition
 from apps.workflows.graph import Edge, Graph, RetryPolicy
-
-TERMINAL_RUN = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
 
 @dataclass

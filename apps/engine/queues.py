@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.engine.errors import NotFound
 from apps.engine.models import Execution, NodeRun, Queue
+from apps.engine.statuses import ACTIVE_RUN
 from apps.engine.wakeup import wake_on_commit
 from apps.workflows.graph import RetryPolicy
 
@@ -105,7 +106,7 @@ def queue_stats(window_s: float = 300.0) -> list[dict]:
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
     runs = {row["queue"]: row for row in NodeRun.objects.filter(
-        status__in=["ready", "running", "waiting"]).values("queue").annotate(
+        status__in=ACTIVE_RUN).values("queue").annotate(
         ready=Count("id", filter=Q(status="ready") & (Q(not_before__isnull=True)
                                                       | Q(not_before__lte=now))),
         delayed=Count("id", filter=Q(status="ready", not_before__gt=now)),
