@@ -142,6 +142,13 @@ BRAID = {
     "MAX_NODES": env_int("BRAID_MAX_NODES", 500),
     "MAX_PAYLOAD_BYTES": env_int("BRAID_MAX_PAYLOAD_BYTES", 1024 * 1024),
     "MAX_NODE_TIMEOUT_S": env_float("BRAID_MAX_NODE_TIMEOUT_S", 900.0),
+    # CEL expressions: size and nesting bounds checked before the library sees
+    # one, and the time budget of one evaluation that is not proven cheap (it
+    # then runs in one of EXPRESSION_PROCESSES sandbox processes).
+    "EXPRESSION_MAX_CHARS": env_int("BRAID_EXPRESSION_MAX_CHARS", 4096, minimum=1),
+    "EXPRESSION_MAX_DEPTH": env_int("BRAID_EXPRESSION_MAX_DEPTH", 100, minimum=1),
+    "EXPRESSION_BUDGET_S": env_float("BRAID_EXPRESSION_BUDGET_S", 1.0, minimum=0.01),
+    "EXPRESSION_PROCESSES": env_int("BRAID_EXPRESSION_PROCESSES", 2, minimum=1),
     # The HTTP node refuses private networks unless a host or CIDR is listed here.
     "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
 }

@@ -10,7 +10,7 @@ from datetime import datetime
 from django.conf import settings
 
 from apps.engine.transitions import Claim
-from apps.nodes.contract import NodeContext, NodeError, Park
+from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
 from apps.nodes.registry import get_node_type
 
 
@@ -69,7 +69,15 @@ def failure(claim: Claim, exc: BaseException, started: float | None = None) -> R
                   duration_ms=elapsed)
 
 
+def cannot_run(claim: Claim) -> Result:
+    """The failure of a node this deployment cannot run (see Node.problem)."""
+    return failure(claim, ConfigurationError(
+        f"node {claim.node_id!r} cannot run on this deployment: {claim.problem}"))
+
+
 def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result:
+    if claim.problem:
+        return cannot_run(claim)
     started = time.monotonic()
     try:
         return outcome(claim, node_type.run(ctx or context_for(claim)), started)
@@ -77,6 +85,10 @@ def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result
         return failure(claim, exc, started)
 
 
-def is_pure(node_type_name: str) -> bool:
-    node_type = get_node_type(node_type_name)
-    return node_type is not None and node_type.pure
+def is_pure(node) -> bool:
+    """May this graph node run inside the transaction that leased it? Only a pure
+    type whose expressions are all proven cheap, on a node this code can run."""
+    if node.problem:
+        return False
+    node_type = get_node_type(node.type)
+    return node_type is not None and node_type.fusable(node.config)

@@ -27,6 +27,9 @@ class Plan:
     ready: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The class of the first error: configuration, or timeout / resource when a
+    # condition's sandboxed evaluation ran out of budget or lost its process.
+    error_class: str = "configuration"
 
 
 def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
@@ -42,7 +45,7 @@ def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
 
 
 def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
-                errors: list[str]) -> bool | None:
+                plan: Plan) -> bool | None:
     """None while the source is unfinished; else whether the edge is taken."""
     source = status.get(edge.source)
     if source not in TERMINAL_RUN:
@@ -56,7 +59,9 @@ def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
     try:
         return evaluate_condition(edge.when, scope)
     except ExpressionError as exc:
-        errors.append(f"edge {edge.source} → {edge.target}: {exc}")
+        if not plan.errors:
+            plan.error_class = exc.error_class
+        plan.errors.append(f"edge {edge.source} → {edge.target}: {exc}")
         return False
 
 
@@ -78,7 +83,7 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
         node_id = work.pop(0)
         if node_id in status or node_id in compensators:
             continue
-        results = [_edge_taken(e, status, scope, plan.errors) for e in graph.incoming(node_id)]
+        results = [_edge_taken(e, status, scope, plan) for e in graph.incoming(node_id)]
         if any(r is None for r in results):
             continue
         if any(results):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
+from apps.engine.handlers import Result, call_sync, cannot_run, context_for, failure, outcome
 from apps.engine.processes import make_pool, payload_for, run_in_process
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
@@ -52,11 +52,13 @@ class Runner:
         ctx = context_for(claim)
         now = time.monotonic()
         flight = InFlight(claim, ctx, now, now + claim.timeout_s if claim.timeout_s else None)
-        if node_type is None:
+        if claim.problem:
+            self.done.put((flight, cannot_run(claim)))
+        elif node_type is None:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
-        elif node_type.inline:
+        elif node_type.runs_inline(claim.config):
             self.done.put((flight, call_sync(node_type, claim, ctx)))
         elif node_type.is_async:
             flight.future = asyncio.run_coroutine_threadsafe(

@@ -55,6 +55,8 @@ class Claim:
     input: dict
     nodes: dict
     queue: str = "default"
+    # Why this node cannot run on this deployment (see Node.problem): it fails at once.
+    problem: str = ""
 
 
 def queue_rank(queue: str) -> int:
@@ -209,7 +211,7 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue)
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -307,7 +309,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         return
     plan = planning.advance(state.graph, state.node_states(), execution.input, changed)
     if plan.errors:
-        fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+        fail_or_compensate(batch, state, {"class": plan.error_class, "node": None,
                                           "message": "; ".join(plan.errors)})
         return
     for node_id in plan.skipped:
@@ -327,7 +329,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
             output = planning.execution_output(state.graph, state.node_states(),
                                                execution.input)
         except ExpressionError as exc:
-            fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+            fail_or_compensate(batch, state, {"class": exc.error_class, "node": None,
                                               "message": f"output: {exc}"})
             return
         finish_execution(batch, state, "succeeded", output=output)
