@@ -10,6 +10,12 @@ class EngineConfig(AppConfig):
         from django_q.signals import post_spawn
 
         post_spawn.connect(_worker_spawned, dispatch_uid="braid-worker-stop-handler")
+        # Releases move on their own: the ticker judges canaries and smoke runs.
+        from apps.engine import ticker
+        from apps.engine.rollout_judge import judge_tick
+
+        if judge_tick not in ticker.TICK_HOOKS:
+            ticker.TICK_HOOKS.append(judge_tick)
 
 
 def _worker_spawned(sender, proc_name=None, **kwargs):
