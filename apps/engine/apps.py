@@ -12,6 +12,12 @@ class EngineConfig(AppConfig):
 
         post_spawn.connect(_worker_spawned, dispatch_uid="braid-worker-stop-handler")
         post_migrate.connect(_sync_role_groups, sender=self, dispatch_uid="braid-role-groups")
+        # Releases move on their own: the ticker judges canaries and smoke runs.
+        from apps.engine import ticker
+        from apps.engine.rollout_judge import judge_tick
+
+        if judge_tick not in ticker.TICK_HOOKS:
+            ticker.TICK_HOOKS.append(judge_tick)
 
 
 def _worker_spawned(sender, proc_name=None, **kwargs):
