@@ -124,6 +124,8 @@ BRAID = {
     # from the CPUs the container really has (affinity and cgroup quota).
     "THREADS": env_int("BRAID_THREADS", min(32, 4 * _CPUS), minimum=1),
     "PROCESSES": env_int("BRAID_PROCESSES", _CPUS, minimum=1),
+    # Async (event-loop) handlers one worker runs at once.
+    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 64, minimum=1),
     # A claimed node run belongs to its worker for this long without a heartbeat.
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.
@@ -163,12 +165,20 @@ BRAID = {
 # `worker_share` is the most of a worker's in-flight slots a queue's new work may take.
 BRAID_QUEUES = {
     "realtime": {"weight": 8, "claim_batch": 32, "timeout_s": 30, "retention_days": 7},
-    "default": {"weight": 4, "claim_batch": 32, "retention_days": 30},
-    "scheduled": {"weight": 2, "claim_batch": 8, "retention_days": 30, "worker_share": 0.75,
+    "default": {"weight": 4, "claim_batch": 32, "timeout_s": 300, "retention_days": 30},
+    "scheduled": {"weight": 2, "claim_batch": 8, "timeout_s": 300, "retention_days": 30,
+                  "worker_share": 0.75,
                   "retry": {"max_attempts": 3, "backoff_s": 5, "max_backoff_s": 300}},
-    "background": {"weight": 1, "claim_batch": 2, "retention_days": 14, "worker_share": 0.5,
+    "background": {"weight": 1, "claim_batch": 2, "timeout_s": 300, "retention_days": 14,
+                   "worker_share": 0.5,
                    "retry": {"max_attempts": 5, "backoff_s": 10, "max_backoff_s": 600}},
 }
+# Every node has a timeout: its own, else its queue's, else this. All stay within
+# MAX_NODE_TIMEOUT_S, which django-q2's task timeout below is sized to outlast.
+BRAID["NODE_TIMEOUT_S"] = env_float("BRAID_NODE_TIMEOUT_S", 300.0, minimum=1.0)
+for _name, _policy in BRAID_QUEUES.items():
+    if _policy.get("timeout_s", BRAID["NODE_TIMEOUT_S"]) > BRAID["MAX_NODE_TIMEOUT_S"]:
+        raise ImproperlyConfigured(f"queue {_name!r}: timeout_s is above BRAID_MAX_NODE_TIMEOUT_S")
 
 # django-q2 is only the wake-up channel: payloads are ids, results are not the
 # record (the engine's tables are), and a lost task is re-sent by the ticker.

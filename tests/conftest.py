@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.engine import limits, maintenance, queues, ratelimits
+from apps.engine import clock, limits, maintenance, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -45,6 +45,7 @@ def _fresh_graph_cache():
     queues._urgent_seen.clear()
     ratelimits.forget_rules()
     limits.forget_rules()
+    clock.forget()
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def outcome(claim: Claim, value, started: float) -> Result:
     if isinstance(value, Park):
         return Result(claim.run_id, claim.lease_token, claim.execution_id, "parked",
                       output=value.output, park_until=value.until, duration_ms=elapsed,
-                      extra={"reason": value.reason, "signal": value.signal})
+                      extra={"reason": value.reason, "signal": value.signal,
+                             "after_s": value.after_s})
     try:
         size = len(json.dumps(value))
     except (TypeError, ValueError) as exc:

@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
-from apps.engine import hooks, limits, planning
+from apps.engine import clock, hooks, limits, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -108,7 +107,7 @@ class Batch:
     """Accumulates run, execution and event changes; `flush` writes them in bulk."""
 
     def __init__(self, worker: str = "", now: datetime | None = None):
-        self.now = now or timezone.now()
+        self.now = now or clock.now()
         self.worker = worker
         self.new_runs: list[NodeRun] = []
         self.changed_runs: dict[int, NodeRun] = {}
@@ -116,6 +115,7 @@ class Batch:
         self.executions: dict = {}
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
+        self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -164,6 +164,11 @@ class Batch:
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
                                                   "worker": self.worker})
         self.claims.append((run, state))
+
+    def fits(self, state: ExecutionState, node_id: str) -> bool:
+        """Take a free slot of the kind the node runs on (always, with no worker's slots)."""
+        node = state.graph.nodes[node_id]
+        return self.slots is None or self.slots.take(node.type, node.config)
 
     # --- writing -------------------------------------------------------------
     def flush(self, new_executions: list[Execution] = ()) -> None:
@@ -321,7 +326,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         # Rate-limited work goes through the claim, where the buckets are locked.
         limited = run.pool or rules_for(execution.queue, execution.definition_id,
                                         state.graph.nodes[node_id].type)
-        if capacity[0] > 0 and not held and not limited:
+        if capacity[0] > 0 and not held and not limited and batch.fits(state, node_id):
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):

@@ -160,7 +160,8 @@ class Delay(NodeType):
     def run(self, ctx: NodeContext):
         seconds = ctx.config["seconds"]
         now = dt.datetime.now(dt.UTC)
-        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds})
+        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds},
+                    after_s=seconds)
 
 
 @register_node_type
