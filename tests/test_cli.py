@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 from pathlib import Path
@@ -17,11 +16,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
-from apps.engine import maintenance
 from apps.engine.models import Execution
-from apps.engine.worker import drain
 from tests.conftest import EXAMPLES, load_example, run_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,27 +45,6 @@ def braid_error(*args) -> tuple[CommandError, str, str]:
 def write_json(path: Path, data) -> str:
     path.write_text(json.dumps(data))
     return str(path)
-
-
-@pytest.fixture
-def engine():
-    """Drive the engine from a background thread while a command waits in this one."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                drain(budget_s=0.5)
-                maintenance.wake_due_timers()
-                stop.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 # --- validate -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import jsonschema
@@ -113,6 +114,15 @@ class Graph:
 
     def outgoing(self, node_id: str) -> tuple[Edge, ...]:
         return self._outgoing[node_id]
+
+    @cached_property
+    def fallback_owners(self) -> dict[str, tuple[str, ...]]:
+        """For each fallback node, the nodes it stands in for (their edges become its own)."""
+        owners: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            if node.fallback:
+                owners.setdefault(node.fallback, []).append(node.id)
+        return {fallback: tuple(ids) for fallback, ids in owners.items()}
 
     @property
     def compensators(self) -> frozenset[str]:
