@@ -20,6 +20,7 @@ import jsonschema
 
 from apps.nodes.contract import ERROR_CLASSES
 from apps.nodes.expressions import check_expression
+from apps.nodes.payloads import MAX_DEPTH, depth_over
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_ATTEMPTS = 50
@@ -104,9 +105,15 @@ class Graph:
         links = list(self.edges) + [
             Edge(n.id, n.fallback, on_failure=True) for n in self.nodes.values() if n.fallback
         ]
+        # One pass over the links (linear: a big definition is refused in milliseconds).
+        incoming: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        for edge in links:
+            incoming[edge.target].append(edge)
+            outgoing[edge.source].append(edge)
         for node_id in self.nodes:
-            self._incoming[node_id] = tuple(e for e in links if e.target == node_id)
-            self._outgoing[node_id] = tuple(e for e in links if e.source == node_id)
+            self._incoming[node_id] = tuple(incoming[node_id])
+            self._outgoing[node_id] = tuple(outgoing[node_id])
 
     def incoming(self, node_id: str) -> tuple[Edge, ...]:
         """Edges and fallback links into `node_id`."""
@@ -152,6 +159,9 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     problems: list[Problem] = []
     if not isinstance(spec, dict):
         raise GraphInvalid([Problem("definition", "must be a JSON object")])
+    if depth_over(spec):
+        raise GraphInvalid([Problem("definition", f"is nested more than {MAX_DEPTH} levels "
+                                    "deep")])
     size = len(json.dumps(spec, separators=(",", ":"), default=str))
     if size > limits.max_bytes:
         raise GraphInvalid([Problem(
@@ -214,7 +224,9 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
         problems.append(Problem("nodes", "must be a non-empty list"))
         return {}
     if len(raw) > limits.max_nodes:
-        problems.append(Problem("nodes", f"has {len(raw)} nodes, more than {limits.max_nodes}"))
+        # Stop here: listing the problems of thousands of nodes helps nobody.
+        raise GraphInvalid([Problem("nodes", f"has {len(raw)} nodes, more than the limit of "
+                                    f"{limits.max_nodes} (BRAID_MAX_NODES)")])
     nodes: dict[str, Node] = {}
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
