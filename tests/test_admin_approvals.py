@@ -70,6 +70,6 @@ def test_form_values_nested_10000_deep_are_refused_with_a_message(admin_client, 
                                    "form": "[" * 10_000 + "]" * 10_000}, follow=True)
 
     assert done.status_code == 200
-    assert b"form values: nested more than 64 levels deep" in done.content
+    assert b"Form values: nested more than 64 levels deep" in done.content
     run.refresh_from_db()
     assert run.status == "waiting"
