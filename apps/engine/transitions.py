@@ -197,8 +197,11 @@ class Batch:
                                        client_id=getattr(executions.get(e.execution_id),
                                                          "client_id", "") or "")
                   for e in self.events]
-        statuses = {str(pk): execution.status for pk, execution in executions.items()}
-        return lambda: hooks.publish(hooks.CommittedBatch(events=events, statuses=statuses))
+        infos = {str(pk): hooks.ExecutionInfo(status=e.status, definition_id=e.definition_id,
+                                              version_id=e.version_id, queue=e.queue,
+                                              client_id=e.client_id or "")
+                 for pk, e in executions.items()}
+        return lambda: hooks.publish(hooks.CommittedBatch(events=events, executions=infos))
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
