@@ -86,7 +86,9 @@ class ExecutionState:
             (self.compensations if run.compensation else self.latest)[run.node_id] = run
 
     def node_states(self) -> dict[str, planning.NodeState]:
-        return {n: planning.NodeState(r.status, r.output) for n, r in self.latest.items()}
+        return {n: planning.NodeState(r.status, r.output, r.started_at is not None
+                                      or r.status != "cancelled")
+                for n, r in self.latest.items()}
 
     def status_map(self) -> dict[str, str]:
         return {n: r.status for n, r in self.latest.items()}

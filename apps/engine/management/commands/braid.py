@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.engine import cli_rollout
 from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.engine.supervisor import Child, Supervisor, check_port_free
+from apps.nodes import payloads
 from apps.workflows.errors import BraidError
 
 DEFAULT_TTY_WAIT_S = 60.0
@@ -35,10 +36,9 @@ STOP_GRACE_S = 30.0
 
 def parse_json(text: str, source: str):
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                           f"{exc.msg}") from None
+        return payloads.loads(text, source)
+    except payloads.PayloadError as exc:
+        raise CommandError(str(exc), returncode=1) from None
 
 
 def load_json_file(path: str):
