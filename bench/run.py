@@ -33,10 +33,12 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -51,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from bench import reference  # noqa: E402
 from bench.cost import CostMeter  # noqa: E402
 from bench.procs import MemorySampler, Processes  # noqa: E402
+from bench.profile import Profiler  # noqa: E402
 
 PG_HOST = "postgres://postgres@127.0.0.1:5432/"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -62,6 +65,8 @@ SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000,
 # Set by main(): the bench's database names (--pg-db, --redis-url).
 PG_DB = "braid_bench"
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/6"
+PROFILE_DIR: Path | None = None  # --profile: py-spy the workers in run 1 of each throughput
+PROFILES: dict[str, list] = {}
 MiB = 1024 * 1024
 
 # (workload, metric) → {db: (op, value[, "a"])}: orientation only, never asserted.
@@ -263,10 +268,14 @@ def w1_latency(n: int, tag: str, queue: str = "default") -> dict:
 
 def throughput(workflow: str, n: int, tag: str, nodes_each: int, make_input,
                procs: Processes, timeout: float = 600) -> dict:
-    with metered(procs) as meter:
+    profiler = (Profiler(procs, PROFILE_DIR, tag) if PROFILE_DIR and tag.endswith("-1")
+                else contextlib.nullcontext())
+    with metered(procs) as meter, profiler:
         t0 = time.monotonic()
         submit_s = submit(workflow, n, tag, make_input)
         t_end = wait_all(tag, n, timeout)
+    if isinstance(profiler, Profiler):
+        PROFILES[tag] = profiler.top_self(10)
     if t_end is None:
         raise RuntimeError(f"{tag}: not all {n} executions finished within {timeout}s: "
                            f"{outcome(tag)}")
@@ -584,6 +593,11 @@ def render_text(report: dict) -> str:
             out.append(f"  {label:<44}{fmt(s['median']):>10}  {span:<22}{ratio:>7}  "
                        f"{(target + ' ' + verdict).strip():<10}")
         out.append("")
+    for tag, frames in report.get("profiles", {}).items():
+        out.append(f"py-spy, workers during {tag}: top {len(frames)} frames by self time")
+        for frame, share in frames:
+            out.append(f"  {share * 100:5.1f} %  {frame}")
+        out.append("")
     out.append("Targets are for orientation (issue 10), never asserted. CPU per node is "
                "read from /proc for the bench's worker process trees (cluster + ticker), "
                "the PostgreSQL backends of the bench database and the bench's main "
@@ -600,7 +614,7 @@ def measure_references(label: str) -> dict:
 
 
 def main(argv=None) -> int:
-    global PG_DB, BENCH_REDIS_URL
+    global PG_DB, BENCH_REDIS_URL, PROFILE_DIR
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="sqlite",
                         help="postgres: PostgreSQL + Redis; sqlite: the embedded default")
@@ -615,6 +629,10 @@ def main(argv=None) -> int:
                         help="split: `qcluster` + `braid ticker`; worker: one `braid worker` "
                              "(cluster with the ticker in its main process; the default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker processes during run 1 of each throughput "
+                             "workload; prints the top 10 frames by self time "
+                             "(raw stacks in var/bench/profile/)")
     parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
     parser.add_argument("--only", default="W1,W2,W3,W4,W5",
                         help="comma-separated: W1,W2,W3,W4,W5")
@@ -625,6 +643,9 @@ def main(argv=None) -> int:
     if not set(only) <= set(TITLES) or args.runs < 1 or args.scale <= 0:
         parser.error("--only takes W1,W2,W3,W4,W5; --runs ≥ 1; --scale > 0")
     PG_DB, BENCH_REDIS_URL = args.pg_db, args.redis_url
+    if args.profile:
+        PROFILE_DIR = SQLITE_DIR / "profile" / args.db
+        shutil.rmtree(PROFILE_DIR, ignore_errors=True)
 
     env = bench_env(args.db)
     fresh_database(args.db, env)
@@ -685,7 +706,7 @@ def main(argv=None) -> int:
     sizes = {k: scaled(v, args.scale) for k, v in SIZES.items()}
     report = {
         "machine": facts, "runs": args.runs, "scale": args.scale, "sizes": sizes,
-        "references": references,
+        "references": references, "profiles": PROFILES,
         "sizes_by_workload": {
             "W1": f"{sizes['W1_latency']} one at a time; {sizes['W1_throughput']} at once",
             "W2": f"{sizes['W2']} executions, 12 nodes each",
