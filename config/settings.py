@@ -153,6 +153,10 @@ BRAID = {
     "EXPRESSION_PROCESSES": env_int("BRAID_EXPRESSION_PROCESSES", 2, minimum=1),
     # The HTTP node refuses private networks unless a host or CIDR is listed here.
     "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
+    # An HTTP response body larger than this fails the node (read as it streams in).
+    "HTTP_MAX_RESPONSE_BYTES": env_int("BRAID_HTTP_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1),
+    # Connections per host held by one worker's shared HTTP client.
+    "HTTP_MAX_CONNECTIONS": env_int("BRAID_HTTP_MAX_CONNECTIONS", 512, minimum=1),
 }
 
 # Queues: workers claim READY work by queue weight, then priority, then age.
