@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,21 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Alerts: how often the evaluator runs (once across all tickers) and how often each
+# ticker's host records its resource sample. Rule defaults are in
+# apps/operations/rules.py; override them per deployment here, or per rule in the admin.
+BRAID_ALERT_EVERY_S = env_float("BRAID_ALERT_EVERY_S", 15.0, minimum=1.0)
+BRAID_MONITOR_EVERY_S = env_float("BRAID_MONITOR_EVERY_S", 15.0, minimum=1.0)
+BRAID_ALERT_RULES = {
+    # The seed's environment names for the resource thresholds.
+    "host_cpu": {"threshold": env_float("CPU_ALERT_THRESHOLD", 80.0)},
+    "host_memory": {"threshold": env_float("MEMORY_ALERT_THRESHOLD", 85.0)},
+}
+# Alert e-mail goes through Django's mail settings (EMAIL_HOST…); the sender is:
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "braid@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
 
 # Prometheus scrapes /metrics with this bearer token (staff sessions may too).
 BRAID_METRICS_TOKEN = env_str("BRAID_METRICS_TOKEN")

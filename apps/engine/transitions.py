@@ -163,8 +163,12 @@ class Batch:
         if execution.started_at is None:
             execution.started_at = self.now
         kind = "compensation" if run.compensation else "node"
+        # How long it waited to be claimed (since it became ready), for the queue-wait metric.
+        ready_at = max(filter(None, (run.created_at, run.not_before)), default=self.now)
+        waited_ms = max(0.0, (self.now - ready_at).total_seconds() * 1000)
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
-                                                  "worker": self.worker})
+                                                  "worker": self.worker,
+                                                  "waited_ms": round(waited_ms, 3)})
         self.claims.append((run, state))
 
     def fits(self, state: ExecutionState, node_id: str) -> bool:
@@ -238,7 +242,8 @@ def policy_attempt(run: NodeRun) -> int:
 
 def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
                output=None, error_class: str = "", message: str = "",
-               retryable: bool | None = None, duration_ms: float | None = None) -> None:
+               retryable: bool | None = None, duration_ms: float | None = None,
+               lease_lost: bool = False) -> None:
     if run.pool and run.status == "running":
         batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
@@ -257,6 +262,8 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
             payload["duration_ms"] = round(duration_ms, 3)
     elif error_class:
         payload.update(error_class=error_class, message=run.error_message)
+    if lease_lost:
+        payload["lease_lost"] = True
     kind = "compensation" if run.compensation else "node"
     batch.event(state.execution, f"{kind}.{status}", payload)
     run.finished_seq = state.execution.last_seq
@@ -268,7 +275,7 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
-               retryable=retryable, duration_ms=duration_ms)
+               retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
     if lost_lease:
