@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 from pathlib import Path
@@ -17,11 +16,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
-from apps.engine import maintenance
 from apps.engine.models import Execution
-from apps.engine.worker import drain
 from tests.conftest import EXAMPLES, load_example, run_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,27 +45,6 @@ def braid_error(*args) -> tuple[CommandError, str, str]:
 def write_json(path: Path, data) -> str:
     path.write_text(json.dumps(data))
     return str(path)
-
-
-@pytest.fixture
-def engine():
-    """Drive the engine from a background thread while a command waits in this one."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                drain(budget_s=0.5)
-                maintenance.wake_due_timers()
-                stop.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 # --- validate -------------------------------------------------------------------------
@@ -227,6 +202,47 @@ def test_run_bad_input_is_a_clear_error(args, message):
     assert error.returncode == 1
     assert message in str(error)
     assert Execution.objects.count() == 0
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.django_db
+def test_run_input_nested_10000_deep_is_a_clear_error():
+    error, _, _ = braid_error("run", THREE_STEPS, "--input", DEEP)
+    assert error.returncode == 1
+    assert str(error) == "--input: nested more than 64 levels deep"
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_definition_file_nested_10000_deep_is_a_clear_error(command, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"name": "deep", "nodes": ' + DEEP + "}")
+    error, _, _ = braid_error(command, path)
+    assert error.returncode == 1
+    assert str(error) == f"{path}: nested more than 64 levels deep"
+
+
+def test_validate_3000_nodes_stops_at_max_nodes(tmp_path):
+    path = write_json(tmp_path / "big.json", {
+        "name": "big", "nodes": [{"id": f"n{i}", "type": "noop"} for i in range(3000)],
+        "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(2999)]})
+    error, _, err = braid_error("validate", path)
+    assert error.returncode == 1
+    assert err.strip() == "nodes: has 3000 nodes, more than the limit of 500 (BRAID_MAX_NODES)"
+
+
+def test_deep_input_from_the_shell_exits_1_without_a_traceback(tmp_path):
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    done = subprocess.run([sys.executable, "manage.py", "braid", "validate", str(deep)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"CommandError: {deep}: nested more than 64 levels deep"
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.django_db

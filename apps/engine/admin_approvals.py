@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -13,6 +11,7 @@ from apps.engine.models import PendingApproval
 from apps.engine.permissions import DECIDE_APPROVAL
 from apps.engine.signaling import decide_approval
 from apps.engine.statuses import RunStatus
+from apps.nodes import payloads
 from apps.workflows.admin import BigTableAdmin, ReadOnlyMixin, pretty_json
 from apps.workflows.specs import graph_for
 
@@ -89,9 +88,9 @@ class PendingApprovalAdmin(ReadOnlyMixin, BigTableAdmin):
                 "title": f"{verb.capitalize()} {len(runs)} approval(s)"})
         note = request.POST.get("note", "")
         try:
-            form = json.loads(request.POST.get("form") or "{}")
-        except ValueError as exc:
-            self.message_user(request, f"form values are not JSON: {exc}", messages.ERROR)
+            form = payloads.loads(request.POST.get("form") or "{}", "form values")
+        except payloads.PayloadError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
             return None
         done, refused = 0, []
         for run in runs:

@@ -50,12 +50,42 @@ def rules() -> list[Rule]:
 
 
 def forget_rules() -> None:
-    global _rules
+    global _rules, _orphans_checked
     _rules = (0.0, [])
+    _orphans_checked = 0.0
+
+
+def limits_changed(**_kwargs) -> None:
+    """A limit was saved or deleted (admin, service, shell): re-read the rules here
+    and wake a worker, whose claim admits what now fits (a loosened or deleted
+    limit must not leave executions pending until the next lost-wake-up check)."""
+    from apps.engine.wakeup import wake_on_commit
+
+    forget_rules()
+    wake_on_commit(1)
 
 
 def any_limits() -> bool:
     return bool(rules())
+
+
+_orphans_checked = 0.0
+
+
+def needs_admission() -> bool:
+    """Whether a claim should run admission at all.
+
+    With limits, always. Without any, executions started under a limit that was
+    since deleted still wait, unadmitted: look for them at most every
+    RULES_TTL_S per process, so a claim on a limit-free deployment stays free.
+    """
+    global _orphans_checked
+    if rules():
+        return True
+    if time.monotonic() - _orphans_checked < RULES_TTL_S:
+        return False
+    _orphans_checked = time.monotonic()
+    return Execution.objects.filter(status="pending", admitted=False).exists()
 
 
 def rules_for(definition_id: int) -> list[Rule]:

@@ -47,6 +47,9 @@ class Execution(models.Model):
     # a worker admits it; `limit_key` is the value of its workflow's keyed limit.
     admitted = models.BooleanField(default=True)
     limit_key = models.CharField(max_length=200, blank=True)
+    # How the version was chosen: "stable" or "candidate" by the workflow's release,
+    # "pinned" when started by version id (the release was bypassed), "" inline.
+    route = models.CharField(max_length=10, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

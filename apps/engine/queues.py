@@ -46,9 +46,13 @@ def queue_batch(name: str, default: int = 32) -> int:
     return default
 
 
-def queue_timeout_s(name: str) -> float | None:
-    """The queue's default node timeout, for nodes that set none."""
-    return settings.BRAID_QUEUES.get(name, {}).get("timeout_s")
+def queue_timeout_s(name: str) -> float:
+    """The default node timeout for nodes that set none: the queue's, else Braid's.
+
+    Every node has one, well below django-q2's task timeout, so a hung handler
+    is failed (and its thread abandoned or its process killed) by the engine.
+    """
+    return settings.BRAID_QUEUES.get(name, {}).get("timeout_s", settings.BRAID["NODE_TIMEOUT_S"])
 
 
 def queue_retry(name: str, node_retry: RetryPolicy) -> RetryPolicy:

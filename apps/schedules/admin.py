@@ -26,6 +26,7 @@ from apps.schedules import planning, services
 from apps.schedules.models import MaintenanceWindow, Schedule, ScheduleRun
 from apps.workflows.admin import BigTableAdmin, NamedDefinitionFilter, ReadOnlyMixin, pretty_json
 from apps.workflows.errors import BraidError
+from apps.workflows.forms import BoundedJSONField
 
 RUN_COLOURS = {"started": "#198754", "skipped": "#8a939b", "queued": "#6f42c1"}
 FIRE_LIMIT = 20  # schedules one "fire now" request starts
@@ -55,6 +56,7 @@ class ScheduleForm(forms.ModelForm):
         model = Schedule
         fields = ("workflow", "name", "cron", "timezone", "run_at", "input", "priority",
                   "queue", "enabled", "overlap", "catch_up", "max_catch_up", "grace_s")
+        field_classes = {"input": BoundedJSONField}
 
     def clean_workflow(self):
         workflow = self.cleaned_data.get("workflow")

@@ -21,8 +21,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
+from apps.engine import cli_rollout
 from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.engine.supervisor import Child, Supervisor, check_port_free
+from apps.nodes import payloads
 from apps.workflows.errors import BraidError
 
 DEFAULT_TTY_WAIT_S = 60.0
@@ -34,10 +36,9 @@ STOP_GRACE_S = 30.0
 
 def parse_json(text: str, source: str):
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                           f"{exc.msg}") from None
+        return payloads.loads(text, source)
+    except payloads.PayloadError as exc:
+        raise CommandError(str(exc), returncode=1) from None
 
 
 def load_json_file(path: str):
@@ -162,10 +163,13 @@ class Command(BaseCommand):
         p.add_argument("--port", type=int, default=8000)
         p.add_argument("--workers", type=int, metavar="N",
                        help="qcluster worker processes (default: BRAID_WORKERS)")
+        cli_rollout.add_parsers(sub)
 
     def handle(self, *args, **options):
         name = options["subcommand"]
         try:
+            if name in cli_rollout.COMMANDS:
+                return cli_rollout.run(self, name, options)
             return getattr(self, f"cmd_{name}")(**options)
         except BraidError as exc:
             for problem in exc.problems:
