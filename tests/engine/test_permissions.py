@@ -63,3 +63,20 @@ def test_who_may_start_a_workflow(vera, otto, olga, oscar):
     assert not may_start_workflow(otto, definition)
     granted = make_persona("gina", None, "engine.start_execution")
     assert may_start_workflow(granted, definition)
+
+
+class TeamBackend:
+    """Grants starting one workflow only, as a team-role backend will."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user, perm, obj=None):
+        return perm == "engine.start_execution" and getattr(obj, "slug", None) == "team-a"
+
+
+def test_a_per_workflow_grant_lets_one_start_that_workflow_only(vera, settings):
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS,
+                                        f"{__name__}.TeamBackend"]
+    assert may_start_workflow(vera, WorkflowDefinition(slug="team-a"))
+    assert not may_start_workflow(vera, WorkflowDefinition(slug="team-b"))
