@@ -43,6 +43,8 @@ DEADLINE_EXECUTION = frozenset({E.PENDING, E.RUNNING, E.WAITING})
 # How a finished execution reads to someone who started it (CLI exit codes, reports).
 SUCCESSFUL_EXECUTION = frozenset({E.SUCCEEDED, E.SKIPPED})
 UNSUCCESSFUL_EXECUTION = frozenset({E.FAILED, E.CANCELLED, E.COMPENSATED})
+# Ended in failure, for failure rates and health: cancelled says nothing about health.
+FAILED_EXECUTION = frozenset({E.FAILED, E.COMPENSATED})
 
 TERMINAL_RUN = frozenset({R.SUCCEEDED, R.FAILED, R.SKIPPED, R.CANCELLED})
 ACTIVE_RUN = frozenset(set(R) - TERMINAL_RUN)
