@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.engine.errors import InputInvalid
 from apps.engine.models import Execution
 from apps.engine.start import StartRequest, check_input, start_many
+from apps.engine.statuses import FAILED_EXECUTION, SUCCESSFUL_EXECUTION
 from apps.workflows import permissions, releases
 from apps.workflows.errors import BraidError
 from apps.workflows.health import Figures, p95
@@ -27,8 +28,8 @@ promote = releases.promote
 abort = releases.abort
 rollback = releases.rollback
 
-FAILURES = ("failed", "compensated")
-FINISHED = ("succeeded", "skipped", *FAILURES)  # cancelled says nothing about health
+FAILURES = FAILED_EXECUTION
+FINISHED = SUCCESSFUL_EXECUTION | FAILED_EXECUTION  # cancelled says nothing about health
 MAX_ROWS = 5000  # newest finished executions per version read for one figure
 
 

@@ -18,6 +18,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from apps.engine.statuses import ACTIVE_EXECUTION
 from apps.operations.models import Alert, MetricCounter
 
 COUNTERS = {
@@ -100,7 +101,7 @@ class BraidCollector:
 
         active = GaugeMetricFamily("braid_executions_active", "Unfinished executions by status.",
                                    labels=["status"])
-        for status in ("pending", "running", "waiting", "compensating"):
+        for status in sorted(ACTIVE_EXECUTION):
             active.add_metric([status], Execution.objects.filter(status=status).count())
         yield active
 
