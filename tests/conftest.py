@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from apps.engine import limits, maintenance, queues, ratelimits
+from apps.engine import clock, limits, maintenance, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -14,6 +14,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows import specs
 from apps.workflows.services import publish_version
 
+pytest_plugins = ["tests.personas"]  # vera, otto, olga, oscar: see tests/personas.py
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -46,6 +47,7 @@ def _fresh_graph_cache():
     queues._urgent_seen.clear()
     ratelimits.forget_rules()
     limits.forget_rules()
+    clock.forget()
 
 
 @pytest.fixture

@@ -371,8 +371,10 @@ def test_make_run_honours_host_and_port():
 # --- demo -------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
+def test_demo_creates_admin_and_workflows_idempotently(monkeypatch, settings):
     from django.contrib.auth import get_user_model
+
+    settings.DEBUG = True
 
     from apps.workflows.models import WorkflowDefinition, WorkflowVersion
 
@@ -399,13 +401,30 @@ def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_demo_reports_a_broken_example(tmp_path):
+def test_demo_reports_a_broken_example(tmp_path, settings):
+    settings.DEBUG = True
     write_json(tmp_path / "good_one.json", load_example("three_steps"))
     write_json(tmp_path / "bad_one.json", {"name": "Bad", "nodes": [], "edges": []})
     error, out, err = braid_error("demo", "--examples", tmp_path)
     assert error.returncode == 1 and "1 example(s)" in str(error)
     assert "good-one" in out
     assert "bad_one.json" in err
+
+
+@pytest.mark.django_db
+def test_demo_refuses_to_run_with_debug_off_and_touches_no_user(settings):
+    from django.contrib.auth import get_user_model
+
+    from apps.workflows.models import WorkflowDefinition
+
+    settings.DEBUG = False
+    admin = get_user_model().objects.create_superuser("admin", "a@example.com", "s3cret-pw")
+    error, out, _ = braid_error("demo")
+    assert error.returncode == 1
+    assert "refuses to run with DEBUG off" in str(error)
+    admin.refresh_from_db()
+    assert admin.check_password("s3cret-pw")
+    assert not WorkflowDefinition.objects.exists() and "Admin:" not in out
 
 
 # --- serve ------------------------------------------------------------------------------

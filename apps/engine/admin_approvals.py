@@ -8,7 +8,9 @@ from django.utils.html import format_html
 
 from apps.engine.errors import Conflict, InputInvalid
 from apps.engine.models import PendingApproval
+from apps.engine.permissions import DECIDE_APPROVAL
 from apps.engine.signaling import decide_approval
+from apps.engine.statuses import RunStatus
 from apps.nodes import payloads
 from apps.workflows.admin import BigTableAdmin, ReadOnlyMixin, pretty_json
 from apps.workflows.specs import graph_for
@@ -28,13 +30,14 @@ class PendingApprovalAdmin(ReadOnlyMixin, BigTableAdmin):
     ordering = ("-id",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(status="waiting", waiting_for="approval")
+        return super().get_queryset(request).filter(status=RunStatus.WAITING,
+                                                   waiting_for="approval")
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("engine.view_execution")
 
     def has_decide_permission(self, request):
-        return request.user.has_perm("engine.change_execution")
+        return request.user.has_perm(DECIDE_APPROVAL)
 
     @admin.display(description="execution")
     def execution_link(self, obj):

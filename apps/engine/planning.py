@@ -11,10 +11,10 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from apps.engine.statuses import TERMINAL_RUN
 from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition
 from apps.workflows.graph import Edge, Graph, RetryPolicy
 
-TERMINAL_RUN = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 RAN = TERMINAL_RUN - {"skipped"}
 
 
@@ -31,6 +31,9 @@ class Plan:
     ready: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The class of the first error: configuration, or timeout / resource when a
+    # condition's sandboxed evaluation ran out of budget or lost its process.
+    error_class: str = "configuration"
 
 
 def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
@@ -63,7 +66,7 @@ def stand_in(graph: Graph, node_id: str, status: Mapping[str, str]) -> str:
 
 
 def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict,
-                errors: list[str]) -> bool | None:
+                plan: Plan) -> bool | None:
     """None while the source is unfinished; else whether the edge is taken."""
     if edge.on_failure:
         source = status.get(edge.source)
@@ -78,7 +81,9 @@ def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict
     try:
         return evaluate_condition(edge.when, scope)
     except ExpressionError as exc:
-        errors.append(f"edge {edge.source} → {edge.target}: {exc}")
+        if not plan.errors:
+            plan.error_class = exc.error_class
+        plan.errors.append(f"edge {edge.source} → {edge.target}: {exc}")
         return False
 
 
@@ -100,7 +105,7 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
         node_id = work.pop(0)
         if node_id in status or node_id in compensators:
             continue
-        results = [_edge_taken(graph, e, status, scope, plan.errors)
+        results = [_edge_taken(graph, e, status, scope, plan)
                    for e in graph.incoming(node_id)]
         if any(r is None for r in results):
             continue

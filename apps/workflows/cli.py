@@ -36,19 +36,25 @@ def publish(command, spec: dict, file: str, slug: str | None, notes: str) -> Non
     from apps.workflows.services import publish_version
 
     slug = slug or default_slug(file)
-    latest_before = _latest(slug)
+    last_number, current_before = _state(slug)
     version = publish_version(slug, spec, notes=notes)
-    label = f"{slug} v{version.number}"
-    if version.pk == latest_before:
-        command.stdout.write(f"Unchanged: {label} ({version.definition.name}) already has "
-                             "this graph; no new version")
+    label = f"{slug} v{version.number} ({version.definition.name})"
+    if version.number > last_number:
+        command.stdout.write(f"Published {label}; `braid run {slug}` starts it")
+    elif version.pk == current_before:
+        command.stdout.write(f"Unchanged: {label} already has this graph; no new version")
     else:
-        command.stdout.write(f"Published {label} ({version.definition.name}); "
-                             f"`braid run {slug}` starts it")
+        command.stdout.write(f"Unchanged: {label} already has this graph; no new version. "
+                             f"v{version.number} is the current version again")
 
 
-def _latest(slug: str) -> int | None:
-    from apps.workflows.models import WorkflowVersion
+def _state(slug: str) -> tuple[int, int | None]:
+    """The highest version number of `slug` (0 if new) and its current version's id."""
+    from django.db.models import Max
 
-    return (WorkflowVersion.objects.filter(definition__slug=slug).order_by("-number")
-            .values_list("pk", flat=True).first())
+    from apps.workflows.models import WorkflowDefinition
+
+    row = (WorkflowDefinition.objects.filter(slug=slug)
+           .annotate(last=Max("versions__number")).values("last", "current_version_id")
+           .first())
+    return ((row["last"] or 0), row["current_version_id"]) if row else (0, None)

@@ -79,3 +79,19 @@ def test_publish_an_invalid_definition_lists_every_problem(tmp_path):
     assert info.value.returncode == 1 and "2 problem(s)" in str(info.value)
     assert "node 'x': unknown type 'nope'" in err.getvalue()
     assert not WorkflowDefinition.objects.exists()
+
+
+def test_publishing_an_older_graph_again_makes_it_current_without_a_new_version(tmp_path):
+    braid("publish", EXAMPLES / "three_steps.json", "--slug", "steps")
+    changed = load_example("three_steps")
+    changed["nodes"][0]["config"]["output"]["step"] = 10
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(changed))
+    braid("publish", path, "--slug", "steps")
+
+    out, _ = braid("publish", EXAMPLES / "three_steps.json", "--slug", "steps")
+
+    assert out.strip() == ("Unchanged: steps v1 (Three steps) already has this graph; no new "
+                           "version. v1 is the current version again")
+    assert WorkflowVersion.objects.filter(definition__slug="steps").count() == 2
+    assert WorkflowDefinition.objects.get(slug="steps").current_version.number == 1
