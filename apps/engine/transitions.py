@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.engine import clock, hooks, limits, planning
+from apps.engine import clock, hooks, limits, notify, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -118,6 +118,7 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -193,6 +194,8 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.finished:
+            notify.notify_done(self.finished)
         if self.events and hooks.has_subscribers():
             transaction.on_commit(self._committed(new_executions))
         if self.freed_slots:
@@ -391,6 +394,7 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if error is not None:
         execution.error = error
     execution.finished_at = batch.now
+    batch.finished.append(execution.id)
     update_progress(batch, state)
     execution.current_nodes = []
     payload = {"status": status}

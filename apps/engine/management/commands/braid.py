@@ -265,7 +265,8 @@ class Command(BaseCommand):
         self._exit_for(status, detail["id"], wait)
 
     def _follow(self, execution_id, wait: float) -> str:
-        """A live progress bar of nodes, polling the database every POLL_S."""
+        """A live progress bar of nodes: refreshed every POLL_S, and at once when the
+        execution finishes (pushed by `notify.watch`)."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -287,17 +288,20 @@ class Command(BaseCommand):
             return {"completed": row["completed_nodes"], "total": row["total_nodes"] or None,
                     "status": row["status"], "description": ", ".join(row["current_nodes"] or [])}
 
+        from apps.engine import notify
+
         try:
-            state = poll()
-            with Progress(SpinnerColumn(), TextColumn("{task.fields[status]:<12}"), BarColumn(),
-                          MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.description}"), console=console) as progress:
+            with notify.watch(execution_id) as watch, Progress(
+                    SpinnerColumn(), TextColumn("{task.fields[status]:<12}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.description}"), console=console) as progress:
+                state = poll()
                 task = progress.add_task(**state)
                 while state["status"] not in TERMINAL_EXECUTION:
                     left = end - time.monotonic()
                     if left <= 0:
                         break
-                    time.sleep(min(POLL_S, left))
+                    watch.wait(min(POLL_S, left))
                     state = poll()
                     progress.update(task, **state)
         except KeyboardInterrupt:
