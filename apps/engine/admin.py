@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from apps.engine.admin_releases import ReleaseAdminMixin
 from apps.engine.control import cancel_execution
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
@@ -414,7 +415,7 @@ class ExecutionEventAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
 
 # --- starting executions from a workflow's page ------------------------------------------
 
-class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
+class DefinitionAdmin(ReleaseAdminMixin, workflows_admin.WorkflowDefinitionAdmin):
     """The workflows floor's admin plus what needs the engine: start and executions."""
 
     actions = ("start_selected",)
