@@ -112,7 +112,9 @@ class ReleaseAdminMixin:
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "releases_url": "releases/"}
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_releases"
+        extra_context = {**(extra_context or {}),
+                         "releases_url": reverse(name, args=[unquote(object_id)])}
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- views ----------------------------------------------------------------------
@@ -246,7 +248,7 @@ class ReleaseAdminMixin:
 
 def _flat(value, prefix: str = "") -> dict[str, str]:
     """Leaf paths of a JSON value and their JSON text."""
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and (value or not prefix):
         out = {}
         for key in sorted(value, key=str):
             out.update(_flat(value[key], f"{prefix}.{key}" if prefix else str(key)))
