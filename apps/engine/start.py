@@ -6,7 +6,6 @@ entry node runs and events in one transaction, and only on commit wakes workers.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
 from apps.engine.wakeup import wake_on_commit
 from apps.engine.writelock import write_transaction
+from apps.nodes import payloads
 from apps.workflows import services as workflows
 from apps.workflows.models import WorkflowVersion
 from apps.workflows.routing import Routing
@@ -96,10 +96,10 @@ def confirm_route(resolved: Resolved, request: StartRequest, execution_id) -> Re
 def check_input(version: WorkflowVersion, data) -> None:
     if not isinstance(data, dict):
         raise InputInvalid("input must be a JSON object")
-    size = len(json.dumps(data))
-    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
-        raise InputInvalid(f"input is {size} bytes, more than "
-                           f"{settings.BRAID['MAX_PAYLOAD_BYTES']}")
+    try:
+        payloads.check(data, "input", settings.BRAID["MAX_PAYLOAD_BYTES"])
+    except payloads.PayloadError as exc:
+        raise InputInvalid(str(exc)) from None
     schema = graph_of(version).input_schema
     if schema:
         validator = jsonschema.Draft202012Validator(schema)
