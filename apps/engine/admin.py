@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from apps.engine import admin_start
+from apps.engine.admin_releases import ReleaseAdminMixin
 from apps.engine.control import cancel_execution
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
@@ -415,7 +416,7 @@ class ExecutionEventAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
 
 # --- starting executions from a workflow's page ------------------------------------------
 
-class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
+class DefinitionAdmin(ReleaseAdminMixin, workflows_admin.WorkflowDefinitionAdmin):
     """The workflows floor's admin plus what needs the engine: start and executions."""
 
     actions = ("start_selected",)

@@ -113,7 +113,9 @@ def release_state(slug: str, user=None) -> dict:
                                            created_at__gte=release.created_at)
         if release.strategy == Strategy.CANARY:
             started = started.filter(route=route)
-        state["versions"].append({"version": version.number, "role": route,
+        role = route if release.strategy == Strategy.CANARY else (
+            "previous" if route == STABLE else "deployed")
+        state["versions"].append({"version": version.number, "role": role,
                                   "started": started.count(), **figs.as_dict()})
     if release.smoke_execution_ids:
         state["smoke"] = [
