@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
+from apps.engine.handlers import (
+    Result,
+    call_sync,
+    close_stream,
+    context_for,
+    failure,
+    outcome,
+    settle,
+)
 from apps.engine.processes import make_pool, payload_for, run_in_process
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
@@ -138,7 +146,7 @@ class Runner:
                 value = await asyncio.wait_for(coro, claim.timeout_s)
             else:
                 value = await coro
-            return outcome(claim, value, flight.started)
+            return outcome(claim, settle(flight.ctx, value), flight.started)
         except TimeoutError:
             return failure(claim, NodeError(f"timed out after {claim.timeout_s}s",
                                             error_class="timeout"), flight.started)
@@ -147,6 +155,8 @@ class Runner:
                                             retryable=False), flight.started)
         except Exception as exc:
             return failure(claim, exc, flight.started)
+        finally:
+            close_stream(flight.ctx)  # idempotent: flushes what a failed handler emitted
 
 
 _runner: Runner | None = None
