@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.engine",
     "apps.schedules",
     "apps.operations",
+    "apps.live",
 ]
 
 MIDDLEWARE = [
@@ -210,11 +211,13 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Live progress: a channel's capacity is what a follower may fall behind by before
+# messages drop (it then refills from the table, so 1,000 only saves queries).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
         }
     }
     CACHES = {
@@ -224,9 +227,20 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 1000}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Live progress over WebSocket (apps/live, docs/live.md).
+BRAID_LIVE = {
+    "HEARTBEAT_S": env_float("BRAID_LIVE_HEARTBEAT_S", 20.0, minimum=0.05),
+    # Embedded default: how often a web process with followers polls the event table.
+    "POLL_S": env_float("BRAID_LIVE_POLL_S", 0.05, minimum=0.005),
+    # ctx.emit chunks leave as one node.output.delta frame per this long or this size.
+    "DELTA_FLUSH_S": env_float("BRAID_LIVE_DELTA_FLUSH_S", 0.05, minimum=0.005),
+    "DELTA_MAX_BYTES": env_int("BRAID_LIVE_DELTA_MAX_BYTES", 4096, minimum=64),
+    "TICKET_TTL_S": env_float("BRAID_LIVE_TICKET_TTL_S", 30.0, minimum=1.0),
+}
 # Alerts: how often the evaluator runs (once across all tickers) and how often each
 # ticker's host records its resource sample. Rule defaults are in
 # apps/operations/rules.py; override them per deployment here, or per rule in the admin.
