@@ -126,6 +126,14 @@ class BraidCollector:
             alerts.add_metric([severity], counts.get(severity, 0))
         yield alerts
 
+        longest = GaugeMetricFamily("braid_execution_longest_running_seconds",
+                                    "How long the longest-running unfinished execution has run.")
+        oldest_start = (Execution.objects.filter(status__in=["running", "waiting"],
+                                                 started_at__isnull=False)
+                        .order_by("started_at").values_list("started_at", flat=True).first())
+        longest.add_metric([], (now - oldest_start).total_seconds() if oldest_start else 0.0)
+        yield longest
+
         first = Execution.objects.order_by("created_at").values_list("created_at",
                                                                      flat=True).first()
         age = GaugeMetricFamily("braid_oldest_execution_age_seconds",

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from apps.engine import cli_rollout
+from apps.engine import cli_extensions, cli_rollout
 from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.engine.supervisor import Child, Supervisor, check_port_free
 from apps.nodes import payloads
@@ -172,12 +172,17 @@ class Command(BaseCommand):
         p.add_argument("--workers", type=int, metavar="N",
                        help="qcluster worker processes (default: BRAID_WORKERS)")
         cli_rollout.add_parsers(sub)
+        for extension in cli_extensions.modules():
+            extension.add_parsers(sub)
 
     def handle(self, *args, **options):
         name = options["subcommand"]
         try:
             if name in cli_rollout.COMMANDS:
                 return cli_rollout.run(self, name, options)
+            for extension in cli_extensions.modules():
+                if name in extension.COMMANDS:
+                    return extension.run(self, name, options)
             return getattr(self, f"cmd_{name}")(**options)
         except BraidError as exc:
             for problem in exc.problems:
