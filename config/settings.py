@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
+    "apps.operations",
+    "apps.live",
 ]
 
 MIDDLEWARE = [
@@ -146,8 +148,19 @@ BRAID = {
     "MAX_NODES": env_int("BRAID_MAX_NODES", 500),
     "MAX_PAYLOAD_BYTES": env_int("BRAID_MAX_PAYLOAD_BYTES", 1024 * 1024),
     "MAX_NODE_TIMEOUT_S": env_float("BRAID_MAX_NODE_TIMEOUT_S", 900.0),
+    # CEL expressions: size and nesting bounds checked before the library sees
+    # one, and the time budget of one evaluation that is not proven cheap (it
+    # then runs in one of EXPRESSION_PROCESSES sandbox processes).
+    "EXPRESSION_MAX_CHARS": env_int("BRAID_EXPRESSION_MAX_CHARS", 4096, minimum=1),
+    "EXPRESSION_MAX_DEPTH": env_int("BRAID_EXPRESSION_MAX_DEPTH", 100, minimum=1),
+    "EXPRESSION_BUDGET_S": env_float("BRAID_EXPRESSION_BUDGET_S", 1.0, minimum=0.01),
+    "EXPRESSION_PROCESSES": env_int("BRAID_EXPRESSION_PROCESSES", 2, minimum=1),
     # The HTTP node refuses private networks unless a host or CIDR is listed here.
     "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
+    # An HTTP response body larger than this fails the node (read as it streams in).
+    "HTTP_MAX_RESPONSE_BYTES": env_int("BRAID_HTTP_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1),
+    # Connections per host held by one worker's shared HTTP client.
+    "HTTP_MAX_CONNECTIONS": env_int("BRAID_HTTP_MAX_CONNECTIONS", 512, minimum=1),
 }
 
 # Queues: workers claim READY work by queue weight, then priority, then age.
@@ -198,11 +211,13 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Live progress: a channel's capacity is what a follower may fall behind by before
+# messages drop (it then refills from the table, so 1,000 only saves queries).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
         }
     }
     CACHES = {
@@ -212,8 +227,34 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 1000}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Live progress over WebSocket (apps/live, docs/live.md).
+BRAID_LIVE = {
+    "HEARTBEAT_S": env_float("BRAID_LIVE_HEARTBEAT_S", 20.0, minimum=0.05),
+    # Embedded default: how often a web process with followers polls the event table.
+    "POLL_S": env_float("BRAID_LIVE_POLL_S", 0.05, minimum=0.005),
+    # ctx.emit chunks leave as one node.output.delta frame per this long or this size.
+    "DELTA_FLUSH_S": env_float("BRAID_LIVE_DELTA_FLUSH_S", 0.05, minimum=0.005),
+    "DELTA_MAX_BYTES": env_int("BRAID_LIVE_DELTA_MAX_BYTES", 4096, minimum=64),
+    "TICKET_TTL_S": env_float("BRAID_LIVE_TICKET_TTL_S", 30.0, minimum=1.0),
+}
+# Alerts: how often the evaluator runs (once across all tickers) and how often each
+# ticker's host records its resource sample. Rule defaults are in
+# apps/operations/rules.py; override them per deployment here, or per rule in the admin.
+BRAID_ALERT_EVERY_S = env_float("BRAID_ALERT_EVERY_S", 15.0, minimum=1.0)
+BRAID_MONITOR_EVERY_S = env_float("BRAID_MONITOR_EVERY_S", 15.0, minimum=1.0)
+BRAID_ALERT_RULES = {
+    # The seed's environment names for the resource thresholds.
+    "host_cpu": {"threshold": env_float("CPU_ALERT_THRESHOLD", 80.0)},
+    "host_memory": {"threshold": env_float("MEMORY_ALERT_THRESHOLD", 85.0)},
+}
+# Alert e-mail goes through Django's mail settings (EMAIL_HOST…); the sender is:
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "braid@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
 
 # Prometheus scrapes /metrics with this bearer token (staff sessions may too).
 BRAID_METRICS_TOKEN = env_str("BRAID_METRICS_TOKEN")

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from config.metrics import metrics
 
@@ -11,4 +11,5 @@ admin.site.index_title = "Workflows, executions and operations"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
+    path("", include("apps.live.urls")),
 ]

@@ -1,4 +1,5 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 
 
 class EngineConfig(AppConfig):
@@ -19,6 +20,13 @@ class EngineConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(limits_changed, sender=ConcurrencyLimit,
                            dispatch_uid=f"braid-limits-{signal is post_save}")
+        post_migrate.connect(_sync_role_groups, sender=self, dispatch_uid="braid-role-groups")
+        # Releases move on their own: the ticker judges canaries and smoke runs.
+        from apps.engine import ticker
+        from apps.engine.rollout_judge import judge_tick
+
+        if judge_tick not in ticker.TICK_HOOKS:
+            ticker.TICK_HOOKS.append(judge_tick)
 
 
 def _worker_spawned(sender, proc_name=None, **kwargs):
@@ -26,3 +34,18 @@ def _worker_spawned(sender, proc_name=None, **kwargs):
     from apps.engine.worker import _install_stop_handler
 
     _install_stop_handler()
+
+
+def _sync_role_groups(sender, using="default", verbosity=1, **kwargs):
+    """After migrate: the Braid role groups hold exactly ROLE_PERMISSIONS.
+
+    Django creates each app's permissions in that app's own post_migrate, and
+    the schedules app comes after this one; so create them all first.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    from apps.engine.permissions import sync_role_groups
+
+    for config in apps.get_app_configs():
+        create_permissions(config, verbosity=0, using=using)
+    sync_role_groups(using)

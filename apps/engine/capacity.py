@@ -20,8 +20,11 @@ INLINE, ASYNC, THREAD, PROCESS = "inline", "async", "thread", "process"
 
 def kind_of(node_type_name: str, config: dict) -> str:
     node_type = get_node_type(node_type_name)
-    if node_type is None or node_type.inline:
-        return INLINE  # an unknown type fails at once, on the calling thread
+    if node_type is None or node_type.runs_inline(config):
+        # An unknown type fails at once, on the calling thread; an inline type whose
+        # expressions are not proven cheap runs on a thread (a budgeted evaluation
+        # may block there without stopping the worker's heartbeats).
+        return INLINE
     if node_type.is_async:
         return ASYNC
     return PROCESS if node_type.wants_process(config) else THREAD

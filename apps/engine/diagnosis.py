@@ -16,6 +16,7 @@ from django.db.models import Max, Q
 from apps.engine import clock, limits
 from apps.engine.models import Execution, NodeRun, WorkerHeartbeat
 from apps.engine.queues import paused_queues
+from apps.engine.statuses import ACTIVE_RUN
 
 # The vocabulary (concurrency limits and pools will add theirs).
 QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
@@ -154,7 +155,7 @@ def why_execution(execution_id) -> list[Reason]:
     reasons = []
     ready_since = []
     for run in NodeRun.objects.filter(execution_id=execution_id,
-                                      status__in=["ready", "running", "waiting"]):
+                                      status__in=ACTIVE_RUN):
         ahead = runs_ahead(run) if run.status == "ready" else 0
         reason = explain(run, now=now, paused=paused, ahead=ahead)
         if reason:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from django.db.models import Count
 
 from apps.engine.models import ConcurrencyLimit, Execution
+from apps.engine.statuses import ACTIVE_EXECUTION
 from apps.nodes.expressions import ExpressionError, evaluate
 
-ACTIVE = ["pending", "running", "waiting", "compensating"]
 RULES_TTL_S = 1.0
 
 
@@ -107,7 +107,7 @@ def _slot(rule: Rule, execution: Execution) -> tuple[int, str]:
 
 def count_running(rule: Rule, keys: set[str]) -> Counter:
     """Admitted, unfinished executions under `rule` (per key for a keyed rule)."""
-    active = Execution.objects.filter(admitted=True, status__in=ACTIVE)
+    active = Execution.objects.filter(admitted=True, status__in=ACTIVE_EXECUTION)
     if rule.workflow_id is not None:
         active = active.filter(definition_id=rule.workflow_id)
     if not rule.key:

@@ -17,6 +17,7 @@ from django.db.models import Q
 from apps.engine import clock, pools
 from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
+from apps.engine.statuses import DEADLINE_EXECUTION
 from apps.engine.transitions import (
     LEASE_EXPIRED,
     Batch,
@@ -107,14 +108,14 @@ def time_out_deadlines(limit: int = BATCH) -> int:
     now = clock.now()
     with write_transaction():
         ids = list(Execution.objects.filter(
-            deadline__lt=now, status__in=["pending", "running", "waiting"])
+            deadline__lt=now, status__in=DEADLINE_EXECUTION)
             .values_list("id", flat=True)[:limit])
         if not ids:
             return 0
         states = load_states(lock_executions(ids, skip_locked=True))
         batch = Batch("reaper", now)
         for state in states.values():
-            if state.execution.status in ("pending", "running", "waiting"):
+            if state.execution.status in DEADLINE_EXECUTION:
                 fail_or_compensate(batch, state, {
                     "class": "timeout", "node": None,
                     "message": f"deadline {state.execution.deadline.isoformat()} exceeded"})

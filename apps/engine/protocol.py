@@ -1,7 +1,8 @@
 """The durable execution protocol's database steps: claim, complete, heartbeat.
 
 Each function is one short transaction. Handlers never run inside one, except
-*pure* ones (noop, transform, delay, fail: no side effects, microseconds),
+*pure* ones whose expressions are proven cheap (noop, fail, delay, a transform
+without comprehension macros: no side effects, microseconds),
 which are fused into the transaction that leased them: a chain of glue nodes
 costs one commit, not one per node.
 """
@@ -285,7 +286,7 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
                 if id(run) not in fused and run.status == "running"
-                and is_pure(state.graph.nodes[run.node_id].type)]
+                and is_pure(state.graph.nodes[run.node_id])]
         if not todo:
             break
         changed, for_good = defaultdict(list), defaultdict(list)

@@ -27,7 +27,16 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.engine.capacity import ASYNC, INLINE, PROCESS, THREAD, kind_of
-from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
+from apps.engine.handlers import (
+    Result,
+    call_sync,
+    cannot_run,
+    close_stream,
+    context_for,
+    failure,
+    outcome,
+    settle,
+)
 from apps.engine.processes import ProcessPool, Task, payload_for
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
@@ -73,7 +82,9 @@ class Runner:
         ctx = context_for(claim)
         flight = InFlight(claim, ctx, time.monotonic(), None,
                           kind=kind_of(claim.node_type, claim.config))
-        if node_type is None:
+        if claim.problem:
+            self.done.put((flight, cannot_run(claim)))
+        elif node_type is None:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
@@ -152,7 +163,7 @@ class Runner:
                 value = await asyncio.wait_for(coro, claim.timeout_s)
             else:
                 value = await coro
-            return outcome(claim, value, flight.started)
+            return outcome(claim, settle(flight.ctx, value), flight.started)
         except TimeoutError:
             return failure(claim, NodeError(f"timed out after {claim.timeout_s}s",
                                             error_class="timeout"), flight.started)
@@ -161,6 +172,8 @@ class Runner:
                                             retryable=False), flight.started)
         except Exception as exc:
             return failure(claim, exc, flight.started)
+        finally:
+            close_stream(flight.ctx)  # idempotent: flushes what a failed handler emitted
 
     def _start_in_process(self, flight: InFlight) -> None:
         if self._processes is None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.engine import clock, hooks, limits, planning
+from apps.engine import clock, hooks, limits, notify, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -54,6 +54,8 @@ class Claim:
     input: dict
     nodes: dict
     queue: str = "default"
+    # Why this node cannot run on this deployment (see Node.problem): it fails at once.
+    problem: str = ""
 
 
 def queue_rank(queue: str) -> int:
@@ -84,7 +86,9 @@ class ExecutionState:
             (self.compensations if run.compensation else self.latest)[run.node_id] = run
 
     def node_states(self) -> dict[str, planning.NodeState]:
-        return {n: planning.NodeState(r.status, r.output) for n, r in self.latest.items()}
+        return {n: planning.NodeState(r.status, r.output, r.started_at is not None
+                                      or r.status != "cancelled")
+                for n, r in self.latest.items()}
 
     def status_map(self) -> dict[str, str]:
         return {n: r.status for n, r in self.latest.items()}
@@ -114,6 +118,7 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -159,8 +164,12 @@ class Batch:
         if execution.started_at is None:
             execution.started_at = self.now
         kind = "compensation" if run.compensation else "node"
+        # How long it waited to be claimed (since it became ready), for the queue-wait metric.
+        ready_at = max(filter(None, (run.created_at, run.not_before)), default=self.now)
+        waited_ms = max(0.0, (self.now - ready_at).total_seconds() * 1000)
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
-                                                  "worker": self.worker})
+                                                  "worker": self.worker,
+                                                  "waited_ms": round(waited_ms, 3)})
         self.claims.append((run, state))
 
     def fits(self, state: ExecutionState, node_id: str) -> bool:
@@ -185,6 +194,8 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.finished:
+            notify.notify_done(self.finished)
         if self.events and hooks.has_subscribers():
             transaction.on_commit(self._committed(new_executions))
         if self.freed_slots:
@@ -200,8 +211,11 @@ class Batch:
                                        client_id=getattr(executions.get(e.execution_id),
                                                          "client_id", "") or "")
                   for e in self.events]
-        statuses = {str(pk): execution.status for pk, execution in executions.items()}
-        return lambda: hooks.publish(hooks.CommittedBatch(events=events, statuses=statuses))
+        infos = {str(pk): hooks.ExecutionInfo(status=e.status, definition_id=e.definition_id,
+                                              version_id=e.version_id, queue=e.queue,
+                                              client_id=e.client_id or "")
+                 for pk, e in executions.items()}
+        return lambda: hooks.publish(hooks.CommittedBatch(events=events, executions=infos))
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
@@ -211,7 +225,7 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue)
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -231,7 +245,8 @@ def policy_attempt(run: NodeRun) -> int:
 
 def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
                output=None, error_class: str = "", message: str = "",
-               retryable: bool | None = None, duration_ms: float | None = None) -> None:
+               retryable: bool | None = None, duration_ms: float | None = None,
+               lease_lost: bool = False) -> None:
     if run.pool and run.status == "running":
         batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
@@ -250,6 +265,8 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
             payload["duration_ms"] = round(duration_ms, 3)
     elif error_class:
         payload.update(error_class=error_class, message=run.error_message)
+    if lease_lost:
+        payload["lease_lost"] = True
     kind = "compensation" if run.compensation else "node"
     batch.event(state.execution, f"{kind}.{status}", payload)
     run.finished_seq = state.execution.last_seq
@@ -263,7 +280,7 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
     log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
                 state.execution.id, run.node_id, run.attempt, error_class, message[:300])
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
-               retryable=retryable, duration_ms=duration_ms)
+               retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
     if state.execution.status == "compensating" and not run.compensation and not lost_lease:
@@ -316,7 +333,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         return
     plan = planning.advance(state.graph, state.node_states(), execution.input, changed)
     if plan.errors:
-        fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+        fail_or_compensate(batch, state, {"class": plan.error_class, "node": None,
                                           "message": "; ".join(plan.errors)})
         return
     for node_id in plan.skipped:
@@ -336,7 +353,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
             output = planning.execution_output(state.graph, state.node_states(),
                                                execution.input)
         except ExpressionError as exc:
-            fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+            fail_or_compensate(batch, state, {"class": exc.error_class, "node": None,
                                               "message": f"output: {exc}"})
             return
         finish_execution(batch, state, "succeeded", output=output)
@@ -377,6 +394,7 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if error is not None:
         execution.error = error
     execution.finished_at = batch.now
+    batch.finished.append(execution.id)
     update_progress(batch, state)
     execution.current_nodes = []
     payload = {"status": status}

@@ -6,7 +6,7 @@ import datetime as dt
 
 import jsonschema
 
-from apps.nodes.contract import ConfigurationError, NodeContext, Park
+from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
 from apps.nodes.expressions import ExpressionError, check_expression, evaluate
 from apps.nodes.registry import NodeType, register_node_type
 
@@ -111,11 +111,17 @@ class WaitUntil(NodeType):
             problems += [f"config/at: {m}" for m in check_expression(config["at"])]
         return problems
 
+    def expressions(self, config):
+        return [config["at"]] if isinstance(config.get("at"), str) else []
+
     def run(self, ctx: NodeContext):
         try:
             value = evaluate(ctx.config["at"], ctx.expression_context())
             moment = dt.datetime.fromisoformat(str(value))
-        except (ExpressionError, ValueError) as exc:
+        except ExpressionError as exc:
+            raise NodeError(f"wait_until: {exc}", error_class=exc.error_class,
+                            retryable=exc.retryable) from None
+        except ValueError as exc:
             raise ConfigurationError(f"wait_until: {exc}") from None
         if moment.tzinfo is None:
             raise ConfigurationError(f"wait_until: {value!r} has no time zone")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0009_resource_pools'),
+        ('engine', '0011_execution_route'),
     ]
 
     operations = [

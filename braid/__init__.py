@@ -1,0 +1,1 @@
+"""Braid's Python client side (`braid.stream` follows executions live)."""
