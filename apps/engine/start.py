@@ -41,6 +41,8 @@ class StartRequest:
     idempotency_key: str | None = None
     deadline_s: float | None = None
     user: object = None
+    # The team an inline `definition` belongs to (None: staff only).
+    team_id: int | None = None
 
 
 def resolve_version(request: StartRequest) -> WorkflowVersion:
@@ -51,7 +53,8 @@ def resolve_version(request: StartRequest) -> WorkflowVersion:
         return workflows.current_version(request.workflow)
     if request.version_id is not None:
         return workflows.version_by_id(request.version_id)
-    return workflows.adhoc_version(request.definition, author=request.user)
+    return workflows.adhoc_version(request.definition, author=request.user,
+                                   team_id=request.team_id)
 
 
 def check_input(version: WorkflowVersion, data) -> None:
@@ -109,7 +112,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
         _check_request(request)
         if request.idempotency_key:
             raise InputInvalid("start_many does not take idempotency keys; use start_execution")
-        key = (request.workflow, request.version_id,
+        key = (request.workflow, request.version_id, request.team_id,
                None if request.definition is None else checksum(request.definition))
         version = versions.get(key) or versions.setdefault(key, resolve_version(request))
         check_input(version, request.input)

@@ -22,8 +22,8 @@ def check_definition(spec) -> None:
 @transaction.atomic
 def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
                     name: str | None = None, description: str | None = None,
-                    make_current: bool = True) -> WorkflowVersion:
-    """Create the definition if new, store `spec` as its next version.
+                    make_current: bool = True, team_id: int | None = None) -> WorkflowVersion:
+    """Create the definition if new (owned by `team_id`), store `spec` as its next version.
 
     Publishing a graph identical to the latest version returns that version.
     """
@@ -31,7 +31,7 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     definition, _ = WorkflowDefinition.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name or spec.get("name") or slug,
                              "description": description or spec.get("description", ""),
-                             "owner": author})
+                             "owner": author, "team_id": team_id})
     digest = checksum(spec)
     latest = definition.versions.order_by("-number").first()
     if latest and latest.checksum == digest:
@@ -47,18 +47,20 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     return version
 
 
-def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
-    """An inline definition, stored once per distinct graph as an ad-hoc version."""
+def adhoc_version(spec: dict, *, author=None, team_id: int | None = None) -> WorkflowVersion:
+    """An inline definition, stored once per distinct graph and team as an ad-hoc version
+    (owned by `team_id`; without one it is staff-only)."""
     check_definition(spec)
     digest = checksum(spec)
-    slug = f"adhoc-{digest[:16]}"
+    slug = f"adhoc-{digest[:16]}" if team_id is None else f"adhoc-t{team_id}-{digest[:16]}"
     existing = WorkflowVersion.objects.filter(definition__slug=slug, checksum=digest).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
             definition = WorkflowDefinition.objects.create(
-                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author)
+                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author,
+                team_id=team_id)
             version = WorkflowVersion.objects.create(definition=definition, number=1,
                                                      graph=spec, checksum=digest,
                                                      author=author, notes="inline definition")

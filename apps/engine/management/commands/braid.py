@@ -164,9 +164,17 @@ class Command(BaseCommand):
         p.add_argument("--workers", type=int, metavar="N",
                        help="qcluster worker processes (default: BRAID_WORKERS)")
 
+        from apps.api import cli as api_cli  # the api floor registers its own subcommand
+
+        api_cli.add_parsers(sub)
+
     def handle(self, *args, **options):
         name = options["subcommand"]
         try:
+            if name == "token":
+                from apps.api import cli as api_cli
+
+                return api_cli.run(self, **options)
             return getattr(self, f"cmd_{name}")(**options)
         except BraidError as exc:
             for problem in exc.problems:

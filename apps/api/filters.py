@@ -1,0 +1,24 @@
+"""Query filters for lists (django-filter; documented in the OpenAPI schema)."""
+
+import django_filters
+
+from apps.engine.models import Execution, ExecutionStatus
+
+
+class ExecutionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ExecutionStatus.choices)
+    workflow = django_filters.CharFilter(field_name="definition__slug",
+                                         help_text="the workflow's slug")
+    version = django_filters.NumberFilter(field_name="version__number",
+                                          help_text="version number (with workflow)")
+    version_id = django_filters.NumberFilter(field_name="version_id")
+    queue = django_filters.CharFilter()
+    client_id = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at",
+                                                     lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at",
+                                                      lookup_expr="lt")
+
+    class Meta:
+        model = Execution
+        fields = []

@@ -1,0 +1,1 @@
+"""Braid's Python client package (`braid.client`)."""
