@@ -34,8 +34,9 @@ class Client:
     def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 40.0,
                  transport: httpx.BaseTransport | None = None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        extra = {"transport": transport} if transport is not None else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
-                                 timeout=timeout, transport=transport)
+                                 timeout=timeout, **extra)
 
     def close(self) -> None:
         self.http.close()
