@@ -15,6 +15,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("ready", ready, name="ready"),
     path("api/", include("apps.api.urls")),
+    path("", include("apps.live.urls")),
 ]
 
 handler404 = "apps.api.errors.not_found"

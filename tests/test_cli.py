@@ -9,19 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+import uuid
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
-from apps.engine import maintenance
 from apps.engine.models import Execution
-from apps.engine.worker import drain
+from apps.engine.start import StartRequest, start_execution
 from tests.conftest import EXAMPLES, load_example, run_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,27 +47,6 @@ def braid_error(*args) -> tuple[CommandError, str, str]:
 def write_json(path: Path, data) -> str:
     path.write_text(json.dumps(data))
     return str(path)
-
-
-@pytest.fixture
-def engine():
-    """Drive the engine from a background thread while a command waits in this one."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                drain(budget_s=0.5)
-                maintenance.wake_due_timers()
-                stop.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 # --- validate -------------------------------------------------------------------------
@@ -183,6 +160,18 @@ def test_run_without_wait_prints_the_id_then_status(publish):
         assert re.search(rf"│ {node}\s+│ 1\s+│ succeeded", out), out
 
 
+@pytest.mark.django_db
+def test_run_file_names_its_ad_hoc_workflow_after_the_definitions_name():
+    out, _ = braid("run", THREE_STEPS, "--wait", 0)
+    execution = Execution.objects.select_related("definition").get(pk=out.strip())
+
+    assert execution.definition.adhoc
+    assert execution.definition.name == "Three steps"
+    assert re.fullmatch(r"three-steps-[0-9a-f]{12}", execution.definition.slug)
+    out, _ = braid("run", THREE_STEPS, "--wait", 0)  # the same graph: the same workflow
+    assert Execution.objects.get(pk=out.strip()).definition == execution.definition
+
+
 @pytest.mark.django_db(transaction=True)
 def test_run_failed_execution_exits_1(engine, tmp_path):
     path = write_json(tmp_path / "failing.json", FAILING)
@@ -227,6 +216,47 @@ def test_run_bad_input_is_a_clear_error(args, message):
     assert error.returncode == 1
     assert message in str(error)
     assert Execution.objects.count() == 0
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.django_db
+def test_run_input_nested_10000_deep_is_a_clear_error():
+    error, _, _ = braid_error("run", THREE_STEPS, "--input", DEEP)
+    assert error.returncode == 1
+    assert str(error) == "--input: nested more than 64 levels deep"
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_definition_file_nested_10000_deep_is_a_clear_error(command, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"name": "deep", "nodes": ' + DEEP + "}")
+    error, _, _ = braid_error(command, path)
+    assert error.returncode == 1
+    assert str(error) == f"{path}: nested more than 64 levels deep"
+
+
+def test_validate_3000_nodes_stops_at_max_nodes(tmp_path):
+    path = write_json(tmp_path / "big.json", {
+        "name": "big", "nodes": [{"id": f"n{i}", "type": "noop"} for i in range(3000)],
+        "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(2999)]})
+    error, _, err = braid_error("validate", path)
+    assert error.returncode == 1
+    assert err.strip() == "nodes: has 3000 nodes, more than the limit of 500 (BRAID_MAX_NODES)"
+
+
+def test_deep_input_from_the_shell_exits_1_without_a_traceback(tmp_path):
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    done = subprocess.run([sys.executable, "manage.py", "braid", "validate", str(deep)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"CommandError: {deep}: nested more than 64 levels deep"
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.django_db
@@ -274,6 +304,36 @@ def test_status_of_a_failed_execution_shows_the_error(tmp_path):
     assert "planned failure" in text
 
 
+@pytest.mark.django_db
+def test_status_accepts_a_unique_prefix_of_the_id(publish):
+    publish("three-steps", load_example("three_steps"))
+    execution = start_execution(StartRequest(workflow="three-steps"))
+    full = str(execution.pk)
+
+    for prefix in (full[:8], full[:13], full[:13].replace("-", ""), full.upper()[:6]):
+        out, _ = braid("status", prefix, "--json")
+        assert json.loads(out)["id"] == full
+
+
+@pytest.mark.django_db
+def test_status_with_an_ambiguous_or_unknown_prefix_exits_1(publish):
+    version = publish("three-steps", load_example("three_steps"))
+    for tail in ("1", "2"):
+        Execution.objects.create(id=uuid.UUID(f"abcdef00-0000-0000-0000-00000000000{tail}"),
+                                 version=version, definition=version.definition)
+
+    error, _, _ = braid_error("status", "abcdef")
+    assert error.returncode == 1
+    assert str(error) == ("'abcdef' is the start of more than one execution id "
+                          "(abcdef00-0000-0000-0000-000000000001, "
+                          "abcdef00-0000-0000-0000-000000000002); give more of it")
+    error, _, _ = braid_error("status", "abcde0")
+    assert error.returncode == 1
+    assert str(error) == "no execution id starts with 'abcde0'"
+    out, _ = braid("status", "abcdef00-0000-0000-0000-000000000002", "--json")
+    assert json.loads(out)["id"].endswith("0002")
+
+
 # --- reap / ticker ----------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
@@ -296,11 +356,25 @@ def test_ticker_runs_for_n_seconds_and_restores_signal_handlers():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_make_run_honours_host_and_port():
+    done = subprocess.run(["make", "-n", "run", "HOST=0.0.0.0", "PORT=9123"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "braid serve --host 0.0.0.0 --port 9123" in done.stdout
+    assert "braid demo --host 0.0.0.0 --port 9123" in done.stdout
+    default = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, env={k: v for k, v in os.environ.items()
+                                              if k not in ("HOST", "PORT")})
+    assert "braid serve --host 127.0.0.1 --port 8000" in default.stdout
+
+
 # --- demo -------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
+def test_demo_creates_admin_and_workflows_idempotently(monkeypatch, settings):
     from django.contrib.auth import get_user_model
+
+    settings.DEBUG = True
 
     from apps.workflows.models import WorkflowDefinition, WorkflowVersion
 
@@ -327,13 +401,30 @@ def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_demo_reports_a_broken_example(tmp_path):
+def test_demo_reports_a_broken_example(tmp_path, settings):
+    settings.DEBUG = True
     write_json(tmp_path / "good_one.json", load_example("three_steps"))
     write_json(tmp_path / "bad_one.json", {"name": "Bad", "nodes": [], "edges": []})
     error, out, err = braid_error("demo", "--examples", tmp_path)
     assert error.returncode == 1 and "1 example(s)" in str(error)
     assert "good-one" in out
     assert "bad_one.json" in err
+
+
+@pytest.mark.django_db
+def test_demo_refuses_to_run_with_debug_off_and_touches_no_user(settings):
+    from django.contrib.auth import get_user_model
+
+    from apps.workflows.models import WorkflowDefinition
+
+    settings.DEBUG = False
+    admin = get_user_model().objects.create_superuser("admin", "a@example.com", "s3cret-pw")
+    error, out, _ = braid_error("demo")
+    assert error.returncode == 1
+    assert "refuses to run with DEBUG off" in str(error)
+    admin.refresh_from_db()
+    assert admin.check_password("s3cret-pw")
+    assert not WorkflowDefinition.objects.exists() and "Admin:" not in out
 
 
 # --- serve ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`manage.py braid token create|list|revoke`: API tokens from the command line."""
+"""`manage.py braid token create|list|revoke`: API tokens from the command line
+(registered with apps.engine.cli_extensions by ApiConfig.ready)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from django.core.management.base import CommandError
 
 from apps.api import tokens
 from apps.api.models import ApiToken
+
+COMMANDS = ("token",)
 
 
 def add_parsers(sub) -> None:
@@ -24,8 +27,9 @@ def add_parsers(sub) -> None:
     r.add_argument("token_id", type=int, metavar="ID")
 
 
-def run(command, token_command, **options) -> None:
-    {"create": _create, "list": _list, "revoke": _revoke}[token_command](command, **options)
+def run(command, name, options) -> None:
+    action = {"create": _create, "list": _list, "revoke": _revoke}[options["token_command"]]
+    action(command, **options)
 
 
 def _user(username: str):

@@ -3,7 +3,8 @@
 import django_filters
 from django import forms
 
-from apps.engine.models import Execution, ExecutionStatus
+from apps.engine.models import Execution
+from apps.engine.statuses import ExecutionStatus, choices
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -16,7 +17,7 @@ class IdFilter(django_filters.NumberFilter):
 
 
 class ExecutionFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ExecutionStatus.choices)
+    status = django_filters.ChoiceFilter(choices=choices(ExecutionStatus))
     workflow = django_filters.CharFilter(field_name="definition__slug",
                                          help_text="the workflow's slug")
     version = IdFilter(field_name="version__number",

@@ -33,3 +33,13 @@ class IsStaff(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return bool(request.user and request.user.is_active and request.user.is_staff)
+
+
+class MayPauseQueues(permissions.BasePermission):
+    """Queues belong to no team: pausing needs the global permission (operators' group)."""
+
+    message = "pausing queues needs the engine.pause_queue permission"
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_active
+                    and request.user.has_perm("engine.pause_queue"))

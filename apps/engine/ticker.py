@@ -14,9 +14,8 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
-from apps.engine import maintenance
+from apps.engine import clock, heartbeats, maintenance
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,12 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
     started = time.monotonic()
     next_reap = 0.0
     next_purge = 0.0
-    last_tick = timezone.now()
+    last_tick = clock.now()
     while not stop.is_set():
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             break
         try:
-            now = timezone.now()
+            now = clock.now()
             while maintenance.wake_due_timers() >= maintenance.BATCH:
                 pass
             maintenance.wake_for_backoffs(last_tick)
@@ -52,10 +51,12 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
                 except Exception:  # a failing hook must not starve the reaper below
                     log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
             if time.monotonic() >= next_reap:
+                heartbeats.beat("ticker")
                 maintenance.reap_expired_leases()
                 maintenance.release_pools_with_room()
                 if time.monotonic() >= next_purge:
                     maintenance.purge_expired()
+                    heartbeats.forget_silent()
                     next_purge = time.monotonic() + PURGE_EVERY_S
                 maintenance.time_out_deadlines()
                 maintenance.resend_lost_wakeups()

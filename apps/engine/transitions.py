@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
-from apps.engine import hooks, limits, planning
+from apps.engine import clock, hooks, limits, notify, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -55,6 +54,8 @@ class Claim:
     input: dict
     nodes: dict
     queue: str = "default"
+    # Why this node cannot run on this deployment (see Node.problem): it fails at once.
+    problem: str = ""
 
 
 def queue_rank(queue: str) -> int:
@@ -85,7 +86,9 @@ class ExecutionState:
             (self.compensations if run.compensation else self.latest)[run.node_id] = run
 
     def node_states(self) -> dict[str, planning.NodeState]:
-        return {n: planning.NodeState(r.status, r.output) for n, r in self.latest.items()}
+        return {n: planning.NodeState(r.status, r.output, r.started_at is not None
+                                      or r.status != "cancelled")
+                for n, r in self.latest.items()}
 
     def status_map(self) -> dict[str, str]:
         return {n: r.status for n, r in self.latest.items()}
@@ -106,7 +109,7 @@ class Batch:
     """Accumulates run, execution and event changes; `flush` writes them in bulk."""
 
     def __init__(self, worker: str = "", now: datetime | None = None):
-        self.now = now or timezone.now()
+        self.now = now or clock.now()
         self.worker = worker
         self.new_runs: list[NodeRun] = []
         self.changed_runs: dict[int, NodeRun] = {}
@@ -114,6 +117,8 @@ class Batch:
         self.executions: dict = {}
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
+        self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -159,9 +164,18 @@ class Batch:
         if execution.started_at is None:
             execution.started_at = self.now
         kind = "compensation" if run.compensation else "node"
+        # How long it waited to be claimed (since it became ready), for the queue-wait metric.
+        ready_at = max(filter(None, (run.created_at, run.not_before)), default=self.now)
+        waited_ms = max(0.0, (self.now - ready_at).total_seconds() * 1000)
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
-                                                  "worker": self.worker})
+                                                  "worker": self.worker,
+                                                  "waited_ms": round(waited_ms, 3)})
         self.claims.append((run, state))
+
+    def fits(self, state: ExecutionState, node_id: str) -> bool:
+        """Take a free slot of the kind the node runs on (always, with no worker's slots)."""
+        node = state.graph.nodes[node_id]
+        return self.slots is None or self.slots.take(node.type, node.config)
 
     # --- writing -------------------------------------------------------------
     def flush(self, new_executions: list[Execution] = ()) -> None:
@@ -180,6 +194,8 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.finished:
+            notify.notify_done(self.finished)
         if self.events and hooks.has_subscribers():
             transaction.on_commit(self._committed(new_executions))
         if self.freed_slots:
@@ -195,8 +211,11 @@ class Batch:
                                        client_id=getattr(executions.get(e.execution_id),
                                                          "client_id", "") or "")
                   for e in self.events]
-        statuses = {str(pk): execution.status for pk, execution in executions.items()}
-        return lambda: hooks.publish(hooks.CommittedBatch(events=events, statuses=statuses))
+        infos = {str(pk): hooks.ExecutionInfo(status=e.status, definition_id=e.definition_id,
+                                              version_id=e.version_id, queue=e.queue,
+                                              client_id=e.client_id or "")
+                 for pk, e in executions.items()}
+        return lambda: hooks.publish(hooks.CommittedBatch(events=events, executions=infos))
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
@@ -206,7 +225,7 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue)
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -226,7 +245,8 @@ def policy_attempt(run: NodeRun) -> int:
 
 def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
                output=None, error_class: str = "", message: str = "",
-               retryable: bool | None = None, duration_ms: float | None = None) -> None:
+               retryable: bool | None = None, duration_ms: float | None = None,
+               lease_lost: bool = False) -> None:
     if run.pool and run.status == "running":
         batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
@@ -245,6 +265,8 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
             payload["duration_ms"] = round(duration_ms, 3)
     elif error_class:
         payload.update(error_class=error_class, message=run.error_message)
+    if lease_lost:
+        payload["lease_lost"] = True
     kind = "compensation" if run.compensation else "node"
     batch.event(state.execution, f"{kind}.{status}", payload)
     run.finished_seq = state.execution.last_seq
@@ -255,10 +277,17 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
              duration_ms: float | None = None) -> bool:
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
+    log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300])
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
-               retryable=retryable, duration_ms=duration_ms)
+               retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
+    if state.execution.status == "compensating" and not run.compensation and not lost_lease:
+        # A step that was left to settle failed: it did nothing to undo, and the
+        # execution is being undone, so it is not retried. A lost worker, though,
+        # says nothing of the outcome: that step is re-run (same idempotency key).
+        return True
     if lost_lease:
         # A killed worker is not the node's fault: it gets LEASE_LOSS_LIMIT more tries
         # whatever its retry policy, so a crash never fails an execution on its own.
@@ -304,7 +333,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         return
     plan = planning.advance(state.graph, state.node_states(), execution.input, changed)
     if plan.errors:
-        fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+        fail_or_compensate(batch, state, {"class": plan.error_class, "node": None,
                                           "message": "; ".join(plan.errors)})
         return
     for node_id in plan.skipped:
@@ -316,7 +345,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         # Rate-limited work goes through the claim, where the buckets are locked.
         limited = run.pool or rules_for(execution.queue, execution.definition_id,
                                         state.graph.nodes[node_id].type)
-        if capacity[0] > 0 and not held and not limited:
+        if capacity[0] > 0 and not held and not limited and batch.fits(state, node_id):
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):
@@ -324,7 +353,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
             output = planning.execution_output(state.graph, state.node_states(),
                                                execution.input)
         except ExpressionError as exc:
-            fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+            fail_or_compensate(batch, state, {"class": exc.error_class, "node": None,
                                               "message": f"output: {exc}"})
             return
         finish_execution(batch, state, "succeeded", output=output)
@@ -365,6 +394,7 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if error is not None:
         execution.error = error
     execution.finished_at = batch.now
+    batch.finished.append(execution.id)
     update_progress(batch, state)
     execution.current_nodes = []
     payload = {"status": status}
@@ -378,42 +408,72 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
 
 
 def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
-    """Step 5's end: compensate completed steps in reverse order, else fail."""
+    """Step 5's end: undo completed steps in reverse order of completion, else fail.
+
+    1. Runs that have not started, or have nothing to undo, are cancelled.
+    2. A running step that has a compensating node may be halfway through its
+       side effect (a card being charged in a parallel branch): it is left to
+       *settle* — finish, fail, or be re-run after losing its worker — before
+       anything is undone, so that its outcome, not a guess, decides.
+    3. Then the compensating nodes of the completed steps run one at a time,
+       last completed first; none left to run means the execution failed.
+    """
     execution = state.execution
-    cancel_active(batch, state, "execution failed: " + (error.get("message") or "")[:200])
     execution.error = error
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    if not order:
+    settling = [r for r in state.latest.values()
+                if r.status == "running" and state.graph.nodes[r.node_id].compensate]
+    reason = "execution failed: " + (error.get("message") or "")[:200]
+    for run in state.active_runs():
+        if run not in settling:
+            finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+                       retryable=False)
+    order = _compensation_order(state)
+    if not order and not settling:
         finish_execution(batch, state, "failed", error=error)
         return
     execution.status = "compensating"
-    batch.event(execution, "execution.compensating", {"error": error, "order": order})
-    batch.add_run(state, order[0], compensation=True)
-    update_progress(batch, state)
+    batch.event(execution, "execution.compensating", {
+        "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
+    _continue_compensation(batch, state, [])
+
+
+LEASE_EXPIRED = "lease expired"  # how the reaper's failures start
+
+
+def possibly_done(run: NodeRun) -> bool:
+    """A step that failed for good by losing its worker may have done its work."""
+    return run.status == "failed" and run.error_message.startswith(LEASE_EXPIRED)
+
+
+def _compensation_order(state: ExecutionState) -> list[str]:
+    done = sorted((r for r in state.latest.values()
+                   if r.status == "succeeded" or possibly_done(r)),
+                  key=lambda r: r.finished_seq or 0)
+    return planning.compensation_order(state.graph, [r.node_id for r in done])
 
 
 def _continue_compensation(batch: Batch, state: ExecutionState,
                            failed_for_good: list[NodeRun]) -> None:
+    """Run the next compensation once the steps still settling and the previous
+    compensation have finished. Each compensating node runs once (its own retry
+    policy and lease-loss re-runs aside: those repeat its idempotency key)."""
     comp_failed = [r for r in failed_for_good if r.compensation]
     if comp_failed:
         run = comp_failed[0]
         error = dict(state.execution.error or {})
         error["compensation"] = {"node": run.node_id, "class": run.error_class,
                                  "message": run.error_message}
+        cancel_active(batch, state, "compensation failed")
         finish_execution(batch, state, "failed", error=error)
         return
-    if any(r.status in ACTIVE_RUN for r in state.compensations.values()):
+    if state.active_runs():  # a step settling, or the previous compensation running
         update_progress(batch, state)
         return
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    remaining = [n for n in order if n not in state.compensations]
+    remaining = [n for n in _compensation_order(state) if n not in state.compensations]
     if remaining:
         batch.add_run(state, remaining[0], compensation=True)
         update_progress(batch, state)
-    else:
+    elif state.compensations:
         finish_execution(batch, state, "compensated")
-
+    else:  # the steps that were settling did nothing that needs undoing
+        finish_execution(batch, state, "failed")

@@ -12,7 +12,8 @@ import time
 
 from django.conf import settings
 
-from apps.engine import protocol
+from apps.engine import heartbeats, protocol
+from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, failure
 from apps.engine.runner import InFlight, get_runner
 from apps.engine.wakeup import wake_workers
@@ -57,6 +58,7 @@ def drain(budget_s: float | None = None) -> int:
     lease_s, max_inflight, batch = cfg["LEASE_S"], cfg["MAX_INFLIGHT"], cfg["CLAIM_BATCH"]
     me = worker_id()
     runner = get_runner()
+    heartbeats.beat("worker", heartbeats.abandoned_of(runner))
     inflight: dict[int, InFlight] = {}
     end = time.monotonic() + budget
     next_claim = 0.0
@@ -79,7 +81,8 @@ def drain(budget_s: float | None = None) -> int:
         # claim's back-off must not end a drain while work is left.
         if free > 0 and not stopping and (now >= next_claim or not inflight):
             want = min(free, batch)
-            got = protocol.claim(me, want, lease_s, share_caps(inflight, max_inflight))
+            got = protocol.claim(me, want, lease_s, share_caps(inflight, max_inflight),
+                                 slots=Slots(runner.busy(inflight.values())))
             contended = got.contended
             # Pure runs finish inside the claim: they count as work done. Runs set
             # aside (full pool, empty bucket) left the queue: look behind them.
@@ -98,17 +101,23 @@ def drain(budget_s: float | None = None) -> int:
             continue
         results = [r for _, r in runner.wait(_wait_for(inflight, next_beat, next_claim))
                    if inflight.pop(r.run_id, None) is not None]
-        results += _overdue(runner, inflight)
+        overdue = _overdue(runner, inflight)
+        if overdue:
+            results += overdue
+            if runner.abandoned:
+                heartbeats.watch_abandoned(runner)  # shown in diagnostics until they return
         if results:
             finished += len(results)
             room = 0 if stopping else max_inflight - len(inflight)
-            for c in protocol.complete(results, me, room, lease_s):
+            for c in protocol.complete(results, me, room, lease_s,
+                                       slots=Slots(runner.busy(inflight.values()))):
                 inflight[c.run_id] = runner.start(c)
         if time.monotonic() >= next_beat:
             held = {rid: f.claim.lease_token for rid, f in inflight.items()}
             for rid in protocol.heartbeat(me, held, lease_s):
                 log.info("lost the lease of node run %s; stopping it", rid)
                 runner.cancel(inflight.pop(rid))
+            heartbeats.beat("worker", heartbeats.abandoned_of(runner))
             next_beat = time.monotonic() + lease_s / 3
     if time.monotonic() >= end or _stop.is_set():
         wake_workers()  # hand what is left to a fresh wake-up (another worker, or later)
@@ -148,12 +157,13 @@ def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float
 
 
 def _overdue(runner, inflight: dict[int, InFlight]) -> list[Result]:
-    """Blocking handlers past their timeout: fail them `timeout`, abandon the thread."""
+    """Handlers past their timeout: fail them `timeout`; kill the process or
+    abandon the thread (`Runner.time_out`), which frees their slot."""
     now = time.monotonic()
     results = []
     for rid, flight in list(inflight.items()):
         if flight.deadline is not None and now >= flight.deadline:
-            runner.cancel(flight)
+            runner.time_out(flight)
             del inflight[rid]
             results.append(failure(flight.claim, NodeError(
                 f"timed out after {flight.claim.timeout_s}s", error_class="timeout"),

@@ -6,6 +6,7 @@ Pure Python (no Django), so node types can be written and tested alone.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,13 +51,16 @@ class Park:
     At `until` the ticker completes the node with `output`; no worker runs it
     again. With `signal`, `send_signal(execution, signal, payload)` completes it
     first (with the output the node type's `accept_signal` makes of the payload);
-    `until=None` then waits for the signal alone.
+    `until=None` then waits for the signal alone. A wait measured from now also
+    gives `after_s`: the engine then counts it on the database's clock, so a
+    host whose clock is off still wakes it on time (`until` is its estimate).
     """
 
     until: datetime | None
     output: Any = None
     reason: str = "timer"
     signal: str | None = None
+    after_s: float | None = None
 
 
 @dataclass
@@ -76,6 +80,24 @@ class NodeContext:
     input: dict
     nodes: dict[str, dict]
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Where `emit` sends partial output (set by the worker; None: kept, not streamed).
+    emit_sink: Callable[[str], None] | None = field(default=None, repr=False)
+    emitted: list[str] = field(default_factory=list, repr=False)
+
+    def emit(self, text: str) -> None:
+        """Stream partial output (e.g. LLM tokens) to live followers of the execution.
+
+        Chunks are batched into `node.output.delta` frames; they are not events of
+        the log. The whole text becomes durable in the node's output when it
+        finishes (see `with_emitted_text`).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"emit() takes str, not {type(text).__name__}")
+        if not text:
+            return
+        self.emitted.append(text)
+        if self.emit_sink is not None:
+            self.emit_sink(text)
 
     @property
     def idempotency_key(self) -> str:
@@ -89,3 +111,20 @@ class NodeContext:
 
     def expression_context(self) -> dict:
         return {"input": self.input, "nodes": self.nodes}
+
+
+def with_emitted_text(value: Any, ctx: NodeContext) -> Any:
+    """A handler's return value with the text it emitted made durable.
+
+    Nothing emitted: unchanged. Returned None: `{"text": <all emitted text>}`. A dict
+    without "text": that dict plus "text". A dict with "text", or any other value:
+    unchanged (the handler said what its output is).
+    """
+    if not ctx.emitted:
+        return value
+    text = "".join(ctx.emitted)
+    if value is None:
+        return {"text": text}
+    if isinstance(value, dict) and "text" not in value:
+        return {**value, "text": text}
+    return value

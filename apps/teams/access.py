@@ -1,4 +1,5 @@
-"""Who sees what: the one place that answers it for the API, the admin and consumers.
+"""Who sees what, and may do what: the one place that answers it for the API, the admin
+and consumers.
 
 A user sees the objects of the teams they belong to (any role) and nothing
 else; staff see everything. Objects reach their team through a lookup path
@@ -11,7 +12,19 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apps.teams.models import ROLE_RANK, Membership, Role
-from apps.teams.roles import ACTION_PERMISSIONS
+
+# What `may(user, action, obj)` checks: permission names of apps.engine.permissions
+# (strings only: this floor imports nothing above it). A user holds one globally
+# (groups, superuser) or on the object through their team role
+# (apps.engine.team_roles.TeamRoleBackend).
+ACTION_PERMISSIONS = {
+    "view": "workflows.view_workflowdefinition",
+    "execute": "engine.start_execution",
+    "operate": "engine.cancel_execution",
+    "decide": "engine.decide_approval",
+    "publish": "workflows.add_workflowversion",
+    "schedule": "schedules.change_schedule",
+}
 
 
 def sees_all(user) -> bool:
@@ -41,15 +54,6 @@ def visible(queryset: QuerySet, user, team_path: str = "team") -> QuerySet:
     return queryset.filter(**{f"{team_path}__in": team_ids(user)})
 
 
-def role_in(user, team_id: int | None) -> str | None:
-    """The user's role for objects of `team_id` (staff act as owners everywhere)."""
-    if sees_all(user):
-        return Role.OWNER
-    if team_id is None:
-        return None
-    return memberships(user).get(team_id)
-
-
 def team_id_of(obj) -> int | None:
     """The team an object belongs to: itself, or through its workflow or execution."""
     from apps.teams.models import Team
@@ -66,8 +70,16 @@ def team_id_of(obj) -> int | None:
 
 
 def may(user, action: str, obj) -> bool:
-    """May `user` do `action` (view, execute, operate, decide, publish, schedule) on `obj`?"""
-    return bool(user and user.is_active and user.has_perm(ACTION_PERMISSIONS[action], obj))
+    """May `user` do `action` (view, execute, operate, decide, publish, schedule) on `obj`?
+
+    Yes when they hold the permission globally (a Braid group, superuser) or on
+    `obj` through their role in its team. Seeing it is a separate question
+    (`visible`): callers check that first, and answer 404 when the user may not.
+    """
+    if not (user and user.is_active):
+        return False
+    perm = ACTION_PERMISSIONS[action]
+    return user.has_perm(perm) or user.has_perm(perm, obj)
 
 
 def starter_team(user, wanted: int | None = None) -> int | None:

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -38,6 +39,8 @@ class Personas:
         Membership.objects.create(team=self.payments, user=self.bob, role="operator")
         Membership.objects.create(team=self.payments, user=self.vera, role="viewer")
         Membership.objects.create(team=self.other, user=self.charlie, role="owner")
+        # Staff act through the role groups like anyone (apps.engine.permissions).
+        self.sam.groups.add(Group.objects.get(name="Braid owner"))
 
     def client(self, user) -> APIClient:
         client = APIClient()

@@ -35,8 +35,9 @@ def test_the_same_graph_returns_the_existing_version_and_a_new_one_is_201(alice,
     assert [v["number"] for v in alice.get(url).json()] == [2, 1]
 
     diff = alice.get("/api/v1/workflows/three-steps/versions/1/diff/2/").json()
-    assert diff["nodes"] == {"added": ["d"], "removed": [], "changed": []}
-    assert diff["edges"]["added"] == ["c->d"]
+    assert [n["id"] for n in diff["nodes_added"]] == ["d"] and diff["empty"] is False
+    assert diff["nodes_removed"] == [] and diff["nodes_changed"] == []
+    assert diff["edges_added"] == [{"from": "c", "to": "d"}]
 
 
 def test_export_returns_the_definition_itself(alice, three):
@@ -79,7 +80,7 @@ def test_a_member_without_an_owned_team_cannot_publish(people):
     response = people.client(people.bob).post("/api/v1/workflows/",
                                               {"slug": "x", "definition": THREE},
                                               format="json")
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "you own no team" in response.json()["error"]["message"]
 
 

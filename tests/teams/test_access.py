@@ -1,8 +1,11 @@
-"""Team roles as Django permissions: the API and the admin ask the same backend."""
+"""Team roles as Django permissions (apps.engine.permissions.ROLE_PERMISSIONS on the
+team's objects): the API and the admin ask the same backend."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
+from apps.engine.permissions import may_start_workflow
 from apps.engine.start import StartRequest, start_execution
 from apps.teams import access
 from apps.teams.models import Membership, Team
@@ -21,6 +24,8 @@ def team_world(db):
         Membership.objects.create(team=team, user=user, role=role)
     people["outsider"] = users.create_user("outsider")
     people["staff"] = users.create_user("staff", is_staff=True)
+    people["group owner"] = users.create_user("group-owner", is_staff=True)
+    people["group owner"].groups.add(Group.objects.get(name="Braid owner"))
     version = publish_version("one", SPEC, team_id=team.pk)
     execution = start_execution(StartRequest(workflow="one"))
     return people, version.definition, execution
@@ -31,7 +36,8 @@ def team_world(db):
     ("operator", {"view", "execute", "operate", "decide"}),
     ("owner", {"view", "execute", "operate", "decide", "publish", "schedule"}),
     ("outsider", set()),
-    ("staff", {"view", "execute", "operate", "decide", "publish", "schedule"}),
+    ("staff", set()),  # sees everything (visible), but acts through groups like anyone
+    ("group owner", {"view", "execute", "operate", "decide", "publish", "schedule"}),
 ])
 def test_each_role_may_do_what_its_rank_allows(team_world, who, actions):
     people, definition, execution = team_world
@@ -44,12 +50,21 @@ def test_each_role_may_do_what_its_rank_allows(team_world, who, actions):
 
 def test_django_permissions_agree_with_the_roles(team_world):
     people, definition, execution = team_world
-    assert people["operator"].has_perm("engine.change_execution", execution)
-    assert not people["viewer"].has_perm("engine.change_execution", execution)
+    assert people["operator"].has_perm("engine.cancel_execution", execution)
+    assert not people["viewer"].has_perm("engine.cancel_execution", execution)
     assert not people["outsider"].has_perm("engine.view_execution", execution)
-    # Without an object: what any of the user's roles grants (the admin's menus).
-    assert people["owner"].has_perm("workflows.add_workflowversion")
-    assert not people["outsider"].has_perm("workflows.view_workflowdefinition")
+    # A team role grants nothing globally: no rights over other teams' objects.
+    assert not people["owner"].has_perm("workflows.add_workflowversion")
+    assert may_start_workflow(people["operator"], definition)
+    assert not may_start_workflow(people["viewer"], definition)
+
+
+def test_an_operator_elsewhere_may_not_start_this_teams_workflow(team_world):
+    people, definition, _ = team_world
+    elsewhere = Team.objects.create(slug="else", name="Else")
+    Membership.objects.create(team=elsewhere, user=people["outsider"], role="operator")
+    assert not may_start_workflow(people["outsider"], definition)
+    assert not access.may(people["outsider"], "execute", definition)
 
 
 def test_visible_querysets_follow_membership(team_world):
@@ -67,7 +82,8 @@ def test_a_workflow_without_a_team_is_staff_only(db):
     Membership.objects.create(team=Team.objects.create(slug="x", name="X"), user=member,
                               role="owner")
     assert not access.may(member, "view", version.definition)
-    assert access.may(users.create_user("s", is_staff=True), "view", version.definition)
+    staff = users.create_user("s", is_staff=True)
+    assert list(access.visible(WorkflowDefinition.objects.all(), staff)) == [version.definition]
 
 
 def test_inactive_users_may_nothing(team_world):

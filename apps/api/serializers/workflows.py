@@ -63,16 +63,27 @@ class ValidationResultSerializer(serializers.Serializer):
     problems = ProblemSerializer(many=True)
 
 
-class ChangesSerializer(serializers.Serializer):
-    added = serializers.ListField(child=serializers.CharField())
-    removed = serializers.ListField(child=serializers.CharField())
-    changed = serializers.ListField(child=serializers.CharField())
+class FieldChangeSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="dotted path, e.g. config.output.step")
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+    present = serializers.CharField(help_text="both, old (removed) or new (added)")
+
+
+class NodeChangeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    changes = FieldChangeSerializer(many=True)
 
 
 class DiffSerializer(serializers.Serializer):
     workflow = serializers.CharField()
     a = serializers.IntegerField()
     b = serializers.IntegerField()
-    nodes = ChangesSerializer()
-    edges = ChangesSerializer(help_text="edge ids are `from->to`")
-    fields = serializers.ListField(child=serializers.CharField())
+    empty = serializers.BooleanField()
+    nodes_added = serializers.ListField(child=serializers.JSONField())
+    nodes_removed = serializers.ListField(child=serializers.JSONField())
+    nodes_changed = NodeChangeSerializer(many=True)
+    edges_added = serializers.ListField(child=serializers.JSONField(),
+                                        help_text="edges are matched on from, to and when")
+    edges_removed = serializers.ListField(child=serializers.JSONField())
+    workflow_changed = FieldChangeSerializer(many=True)

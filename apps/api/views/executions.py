@@ -21,7 +21,7 @@ from apps.engine import control, selectors, signaling
 from apps.engine.models import ExecutionEvent
 from apps.engine.start import StartRequest, start_execution, wait_for
 from apps.teams import access
-from apps.teams.models import Team
+from apps.teams.models import Role, Team
 from apps.workflows.models import WorkflowVersion
 
 
@@ -45,6 +45,9 @@ def _adhoc_team(request, slug: str | None) -> int | None:
         raise exceptions.ValidationError({"team": [
             f"you may not start runs for team {slug!r}" if slug
             else "name the team this run belongs to (one you operate)"]})
+    if (team_id not in access.team_ids(request.user, Role.OPERATOR)
+            and not request.user.has_perm(access.ACTION_PERMISSIONS["execute"])):
+        raise exceptions.PermissionDenied("you may not start executions")
     return team_id
 
 

@@ -9,7 +9,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from apps.api.models import Scope
-from apps.api.permissions import IsStaff
+from apps.api.permissions import IsStaff, MayPauseQueues
 from apps.api.serializers import operations as s
 from apps.api.views.base import BraidView, require, valid, visible_executions
 from apps.engine import queues, signaling
@@ -73,10 +73,10 @@ class QueueList(BraidView):
 
 class QueuePause(BraidView):
     scopes = {"POST": Scope.OPERATE}
-    permission_classes = BraidView.permission_classes + [IsStaff]
+    permission_classes = BraidView.permission_classes + [MayPauseQueues]
     paused = True
 
-    @extend_schema(summary="Pause a queue: its work waits, nothing is lost (staff)",
+    @extend_schema(summary="Pause a queue: its work waits, nothing is lost (engine.pause_queue)",
                    request=None, responses=s.QueueStateSerializer)
     def post(self, request, name):
         action = queues.pause_queue if self.paused else queues.resume_queue
@@ -86,7 +86,7 @@ class QueuePause(BraidView):
 class QueueResume(QueuePause):
     paused = False
 
-    @extend_schema(summary="Resume a paused queue (staff)", request=None,
+    @extend_schema(summary="Resume a paused queue (engine.pause_queue)", request=None,
                    responses=s.QueueStateSerializer)
     def post(self, request, name):
         return super().post(request, name)

@@ -117,10 +117,11 @@ def window_or_404(request, pk) -> MaintenanceWindow:
 
 
 def _may_edit(request, window_workflow) -> None:
-    """A workflow's window needs the schedule right on it; a global one needs staff."""
+    """A workflow's window needs the schedule right on it; a global one the global right."""
     if window_workflow is None:
-        if not access.sees_all(request.user):
-            raise exceptions.PermissionDenied("only staff edit windows for every workflow")
+        if not request.user.has_perm("schedules.change_maintenancewindow"):
+            raise exceptions.PermissionDenied("windows for every workflow need the "
+                                              "maintenance-window permission (owners' group)")
     else:
         require(request, "schedule", window_workflow)
 

@@ -19,26 +19,33 @@ from apps.engine.errors import Conflict
 from apps.teams import access
 from apps.teams.models import Role, Team
 from apps.workflows import services
-from apps.workflows.diff import diff_definitions
+from apps.workflows.diff import diff_graphs
 from apps.workflows.errors import DefinitionInvalid
 from apps.workflows.models import WorkflowDefinition, WorkflowVersion
 
 
 def _owning_team(request, slug: str | None) -> int | None:
-    """The team a new workflow goes to: the one named (which the user must own), or the
-    user's only owned team; staff may publish without a team (staff-only workflow)."""
-    owned = access.team_ids(request.user, Role.OWNER)
+    """The team a new workflow goes to: the one named, or the user's only owned team.
+
+    Owners publish for their teams; holders of the global publish permission (the
+    "Braid owner" group) for any team, and staff among them also without a team
+    (a staff-only workflow).
+    """
+    user = request.user
+    owned = access.team_ids(user, Role.OWNER)
+    publisher = user.has_perm(access.ACTION_PERMISSIONS["publish"])
+    if not (owned or publisher):
+        raise exceptions.PermissionDenied("you own no team: you cannot publish")
     if slug:
         team = Team.objects.filter(slug=slug).first()
-        if team is None or not (team.pk in owned or access.sees_all(request.user)):
+        if team is None or not (team.pk in owned or publisher):
             raise exceptions.ValidationError({"team": [f"you own no team {slug!r}"]})
         return team.pk
-    if access.sees_all(request.user):
-        return None
     if len(owned) == 1:
         return owned[0]
-    raise exceptions.ValidationError({"team": [
-        "name the owning team" if owned else "you own no team: you cannot publish"]})
+    if publisher and access.sees_all(user):
+        return None
+    raise exceptions.ValidationError({"team": ["name the owning team"]})
 
 
 def _versions(definition):
@@ -143,8 +150,9 @@ class VersionDiff(BraidView):
     def get(self, request, slug, a, b):
         definition = definition_or_404(request, slug)
         old, new = _version_or_404(definition, a), _version_or_404(definition, b)
+        diff = diff_graphs(old.graph, new.graph)
         return Response(s.DiffSerializer({"workflow": slug, "a": a, "b": b,
-                                          **diff_definitions(old.graph, new.graph)}).data)
+                                          "empty": diff.empty, **diff.as_dict()}).data)
 
 
 class Validate(BraidView):

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('teams', '0001_teams'),
-        ('workflows', '0001_initial'),
+        ("workflows", "0002_releases"),
     ]
 
     operations = [
