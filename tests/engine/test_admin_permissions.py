@@ -188,7 +188,8 @@ def test_operator_starts_a_workflow_from_its_page(otto, world):
     page = client.get(admin_url(WorkflowDefinition, "change", definition.pk))
     assert b"Start execution" in page.content
 
-    response = client.post(admin_url(WorkflowDefinition, "start", definition.pk))
+    response = client.post(admin_url(WorkflowDefinition, "start", definition.pk),
+                           {"input": "{}", "queue": "default", "priority": 5})
     assert response.status_code == 302
     assert Execution.objects.filter(definition=definition).count() == 2
 
