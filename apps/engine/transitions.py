@@ -32,6 +32,8 @@ from apps.workflows.specs import graph_for
 
 log = logging.getLogger(__name__)
 
+PAUSED = "paused"  # waiting_for of the runs an operator's pause holds
+
 RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
               "wake_at", "wake_output", "waiting_for", "worker", "lease_expires_at", "lease_token",
               "lease_losses", "started_at", "finished_at", "duration_ms", "finished_seq"]
@@ -145,6 +147,8 @@ class Batch:
                       lease_losses=lease_losses, created_at=self.now)
         if status == "skipped":
             run.finished_at = self.now
+        elif status == "ready" and not compensation and state.execution.paused:
+            run.status, run.waiting_for = "waiting", PAUSED  # held until an operator unpauses
         self.new_runs.append(run)
         (state.compensations if compensation else state.latest)[node_id] = run
         return run
@@ -224,7 +228,7 @@ class Batch:
                      execution_id=str(state.execution.id), node_id=run.node_id,
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
-                     input=state.execution.input,
+                     input=state.execution.input if run.input is None else run.input,
                      nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
 
     def claimed(self) -> list[Claim]:
@@ -339,7 +343,8 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     for node_id in plan.skipped:
         batch.add_run(state, node_id, status="skipped")
         batch.event(execution, "node.skipped", {"node": node_id})
-    held = execution.queue in paused_queues()  # a paused queue's successors wait too
+    # A paused queue's successors wait too; a paused execution's are held by add_run.
+    held = execution.paused or execution.queue in paused_queues()
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
         # Rate-limited work goes through the claim, where the buckets are locked.
@@ -435,6 +440,21 @@ def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None
     batch.event(execution, "execution.compensating", {
         "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
     _continue_compensation(batch, state, [])
+
+
+def start_compensation(batch: Batch, state: ExecutionState) -> bool:
+    """An operator's compensate of a failed execution: undo its completed steps now,
+    last completed first. False (and nothing changed) if none has a compensating node."""
+    if not _compensation_order(state):
+        return False
+    execution = state.execution
+    execution.status = "compensating"
+    execution.finished_at = None
+    batch.event(execution, "execution.compensating", {
+        "error": execution.error, "order": _compensation_order(state), "settling": [],
+        "by_operator": True})
+    _continue_compensation(batch, state, [])
+    return True
 
 
 LEASE_EXPIRED = "lease expired"  # how the reaper's failures start
