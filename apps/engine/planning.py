@@ -11,10 +11,15 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition
+from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition, needs_sandbox
 from apps.workflows.graph import Edge, Graph, RetryPolicy
 
 TERMINAL_RUN = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+# An edge whose condition is not proven cheap: it is not evaluated inside the
+# transaction that settles its source. Its target is made ready, and the worker
+# that runs the target decides, outside any transaction, whether it runs or is
+# skipped (`gate_edges`, `gate_open`).
+GATED = "gated"
 
 
 @dataclass
@@ -46,24 +51,46 @@ def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
 
 
 def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
-                plan: Plan) -> bool | None:
-    """None while the source is unfinished; else whether the edge is taken."""
+                plan: Plan) -> bool | str | None:
+    """None while the source is unfinished; GATED if a costly condition decides;
+    else whether the edge is taken."""
     source = status.get(edge.source)
     if source not in TERMINAL_RUN:
         return None
-    if edge.on_failure:
-        return source == "failed"
-    if source != "succeeded":
-        return False
-    if edge.when is None:
-        return True
+    if source == "succeeded" and edge.when is not None and needs_sandbox(edge.when):
+        return GATED
     try:
-        return evaluate_condition(edge.when, scope)
+        return _link_taken(edge, source, scope)
     except ExpressionError as exc:
         if not plan.errors:
             plan.error_class = exc.error_class
         plan.errors.append(f"edge {edge.source} → {edge.target}: {exc}")
         return False
+
+
+def _link_taken(edge: Edge, source: str | None, scope: dict) -> bool:
+    """Whether a link from a finished source is taken (may raise ExpressionError)."""
+    if edge.on_failure:
+        return source == "failed"
+    if source != "succeeded":
+        return False
+    return edge.when is None or evaluate_condition(edge.when, scope)
+
+
+def gate_edges(graph: Graph, node_id: str) -> tuple[Edge, ...]:
+    """The incoming links of `node_id` if a costly condition is among them, else ()."""
+    links = graph.incoming(node_id)
+    if any(e.when is not None and needs_sandbox(e.when) for e in links):
+        return links
+    return ()
+
+
+def gate_open(links: Iterable[Edge], scope: dict) -> bool:
+    """Whether any of `links` is taken, cheap conditions first (outside transactions:
+    costly conditions run in the sandbox under the budget; may raise ExpressionError)."""
+    status = {node_id: entry.get("status") for node_id, entry in scope["nodes"].items()}
+    ordered = sorted(links, key=lambda e: e.when is not None and needs_sandbox(e.when))
+    return any(_link_taken(e, status.get(e.source), scope) for e in ordered)
 
 
 def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
@@ -72,7 +99,8 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
 
     1. A candidate is a forward node with no run yet whose every incoming link
        (edge or fallback link) is resolved.
-    2. It is ready if any link is taken, else skipped.
+    2. It is ready if any link is taken (or a costly condition, GATED, will decide
+       when it runs), else skipped.
     3. A newly skipped node makes its own successors candidates (skips propagate).
     """
     plan = Plan()

@@ -21,6 +21,7 @@ from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.engine import planning
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, any_limits
 from apps.engine.models import Execution, NodeRun
@@ -258,6 +259,9 @@ def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for
         changed[eid].append(run.node_id)
     elif result.outcome == "parked":
         park(batch, state, run, result)
+    elif result.outcome == "skipped":  # its costly incoming conditions were all false
+        finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
+        changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
                   duration_ms=result.duration_ms):
         changed[eid].append(run.node_id)
@@ -274,7 +278,8 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
                 if id(run) not in fused and run.status == "running"
-                and is_pure(state.graph.nodes[run.node_id])]
+                and is_pure(state.graph.nodes[run.node_id])
+                and not planning.gate_edges(state.graph, run.node_id)]
         if not todo:
             break
         changed, for_good = defaultdict(list), defaultdict(list)

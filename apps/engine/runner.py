@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.engine import planning
 from apps.engine.handlers import Result, call_sync, cannot_run, context_for, failure, outcome
 from apps.engine.processes import make_pool, payload_for, run_in_process
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
+from apps.nodes.expressions import ExpressionError
 from apps.nodes.registry import get_node_type
 
 
@@ -34,6 +36,7 @@ class InFlight:
     started: float
     deadline: float | None
     future: object = field(default=None, repr=False)
+    gate: object = field(default=None, repr=False)  # deciding a costly incoming condition
 
 
 class Runner:
@@ -58,7 +61,19 @@ class Runner:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
-        elif node_type.runs_inline(claim.config):
+        elif claim.gate:
+            # A costly incoming condition decides first, on the pool (it may take
+            # the whole expression budget); then the handler starts as usual.
+            flight.gate = self.pool.submit(self._gate_then_run, node_type, flight)
+            flight.gate.add_done_callback(self._collect_gate(flight))
+        else:
+            self._dispatch(node_type, flight)
+        return flight
+
+    def _dispatch(self, node_type, flight: InFlight, on_pool_thread: bool = False) -> None:
+        """Start the handler: inline, on the event loop, in a process, or on the pool."""
+        claim, ctx = flight.claim, flight.ctx
+        if node_type.runs_inline(claim.config):
             self.done.put((flight, call_sync(node_type, claim, ctx)))
         elif node_type.is_async:
             flight.future = asyncio.run_coroutine_threadsafe(
@@ -69,10 +84,34 @@ class Runner:
                 self._processes = make_pool(settings.BRAID["PROCESSES"])
             flight.future = self._processes.submit(run_in_process, payload_for(ctx))
             flight.future.add_done_callback(self._collect_process(flight))
+        elif on_pool_thread:
+            self.done.put((flight, self._call_threaded(node_type, flight)))
         else:
             flight.future = self.pool.submit(self._call_threaded, node_type, flight)
             flight.future.add_done_callback(self._collect(flight))
-        return flight
+
+    def _gate_then_run(self, node_type, flight: InFlight) -> Result | None:
+        """On a pool thread: decide the gate; a Result if the node does not run."""
+        claim = flight.claim
+        scope = {"input": claim.input, "nodes": claim.nodes}
+        try:
+            taken = planning.gate_open(claim.gate, scope)
+        except ExpressionError as exc:
+            return failure(claim, NodeError(f"condition: {exc}", error_class=exc.error_class,
+                                            retryable=exc.retryable), flight.started)
+        if not taken:
+            return Result(claim.run_id, claim.lease_token, claim.execution_id, "skipped",
+                          duration_ms=(time.monotonic() - flight.started) * 1000)
+        if not flight.ctx.cancelled:
+            self._dispatch(node_type, flight, on_pool_thread=True)
+        return None
+
+    def _collect_gate(self, flight: InFlight):
+        def done(future):
+            if not future.cancelled() and future.result() is not None:
+                self.done.put((flight, future.result()))
+
+        return done
 
     def _collect_process(self, flight: InFlight):
         def done(future):
@@ -120,6 +159,8 @@ class Runner:
 
     def cancel(self, flight: InFlight) -> None:
         flight.ctx.cancel_event.set()
+        if flight.gate is not None:
+            flight.gate.cancel()  # not started yet: the handler never runs
         if flight.future is not None:
             # Cancels an async handler's task; a started thread cannot be stopped, so
             # it sees ctx.cancelled and its late result is dropped.

@@ -91,9 +91,10 @@ def start_execution(request: StartRequest) -> Execution:
             return existing
     version = resolve_version(request)
     check_input(version, request.input)
+    keys = _limit_keys([(version, request)])
     try:
         with write_transaction():
-            (execution,) = _create([(version, request)])
+            (execution,) = _create([(version, request)], keys)
     except IntegrityError:
         if request.idempotency_key:  # a concurrent start with the same key won
             return Execution.objects.get(idempotency_key=request.idempotency_key)
@@ -114,11 +115,24 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
         version = versions.get(key) or versions.setdefault(key, resolve_version(request))
         check_input(version, request.input)
         pairs.append((version, request))
+    keys = _limit_keys(pairs)
     with write_transaction():
-        return _create(pairs)
+        return _create(pairs, keys)
 
 
-def _create(pairs) -> list[Execution]:
+def _limit_keys(pairs) -> list[str | None]:
+    """Keys of keyed concurrency limits, computed before the start's transaction:
+    a key expression may use its whole evaluation budget."""
+    keys: list[str | None] = []
+    for version, request in pairs:
+        if limits.rules_for(version.definition_id):
+            keys.append(_limit_key(version.definition_id, request.input))
+        else:
+            keys.append(None)
+    return keys
+
+
+def _create(pairs, keys: list[str | None]) -> list[Execution]:
     """Write executions, entry runs and events; wake workers once on commit."""
     batch = Batch()
     executions = []
@@ -133,7 +147,7 @@ def _create(pairs) -> list[Execution]:
             created_by=request.user if getattr(request.user, "pk", None) else None,
             total_nodes=len(graph.forward_nodes), created_at=batch.now)
         executions.append(execution)
-    for execution in executions:
+    for execution, key in zip(executions, keys, strict=True):
         state = ExecutionState(execution, [])
         limited = bool(limits.rules_for(execution.definition_id))
         batch.event(execution, "execution.created", {
@@ -144,7 +158,8 @@ def _create(pairs) -> list[Execution]:
             # Under a concurrency limit: a worker admits it (and creates its entry
             # runs) when the limit has room, in priority order.
             execution.admitted = False
-            execution.limit_key = _limit_key(execution)
+            execution.limit_key = key if key is not None else _limit_key(
+                execution.definition_id, execution.input)  # a limit added meanwhile
             continue
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
@@ -155,9 +170,9 @@ def _create(pairs) -> list[Execution]:
     return executions
 
 
-def _limit_key(execution: Execution) -> str:
+def _limit_key(definition_id: int, data: dict) -> str:
     try:
-        return limits.key_of(execution.definition_id, execution.input)
+        return limits.key_of(definition_id, data)
     except limits.ExpressionError as exc:
         raise InputInvalid(f"the concurrency limit's key cannot be computed from the "
                            f"input: {exc}") from None

@@ -57,6 +57,8 @@ class Claim:
     queue: str = "default"
     # Why this node cannot run on this deployment (see Node.problem): it fails at once.
     problem: str = ""
+    # Incoming links to decide before running (a costly condition, planning.GATED).
+    gate: tuple = ()
 
 
 def queue_rank(queue: str) -> int:
@@ -208,7 +210,9 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "",
+                     gate=() if run.compensation else planning.gate_edges(state.graph,
+                                                                          run.node_id))
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
