@@ -74,6 +74,17 @@ class Processes:
         self.children.append(child)
         return child
 
+    def spawn_piped(self, name: str, argv: list[str]) -> Child:
+        """A helper process (W5's HTTP servers) whose stdout the bench reads."""
+        log_path = self.log_dir / f"{name}-{len(self.children)}.log"
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=log, stdin=subprocess.DEVNULL, text=True,
+                                     start_new_session=True)
+        child = Child(name, popen, log_path)
+        self.children.append(child)
+        return child
+
     def start_qcluster(self, workers: int, timeout: float = 30.0, *,
                        with_ticker: bool = False) -> Child:
         """`manage.py qcluster`, or with_ticker: `manage.py braid worker` (cluster + ticker)."""

@@ -13,6 +13,16 @@ W3  1,000 executions that each wait 1 s in a `delay` node: time until all
     are done, and the peak PSS of every process the bench started
 W4  mixed load: realtime executions one at a time while 5,000 background ones
     drain; their p50/p95 against the same stream on an idle system
+W5  one `http` GET to a loopback server: 1,000 executions against a 1 ms
+    server, and 500 at once against a 100 ms server
+
+Calibration: before the workloads (and again after them) the bench measures
+two reference points on this machine, reference (a), a plain psycopg SKIP
+LOCKED claim + update + insert loop on 2 processes (transactions/s), and (b),
+a fixed pure-Python CPU loop (operations/s); every throughput is printed raw
+and as a ratio to (a). Each throughput workload also reports the CPU time per
+node of the workers, the PostgreSQL backends and the client, read from /proc,
+and the workers' commits and SQL statements per node.
 
 Each figure is the median of --runs runs (default 3), with min and max. The
 bench makes its own database and Redis db, starts 1 qcluster (2 workers) and
@@ -23,10 +33,12 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,26 +50,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import reference  # noqa: E402
+from bench.cost import CostMeter  # noqa: E402
 from bench.procs import MemorySampler, Processes  # noqa: E402
+from bench.profile import Profiler  # noqa: E402
 
-PG_URL = "postgres://postgres@127.0.0.1:5432/braid_bench"
+PG_HOST = "postgres://postgres@127.0.0.1:5432/"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-BENCH_REDIS_URL = "redis://127.0.0.1:6379/6"
 SQLITE_DIR = ROOT / "var" / "bench"
+PROBE_DIR = SQLITE_DIR / "probe"
 WORKERS = 2
 SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000,
-         "W4_backlog": 5000, "W4_idle": 50}
+         "W4_backlog": 5000, "W4_idle": 50, "W5_fast": 1000, "W5_slow": 500}
+# Set by main(): the bench's database names (--pg-db, --redis-url).
+PG_DB = "braid_bench"
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/6"
+PROFILE_DIR: Path | None = None  # --profile: py-spy the workers in run 1 of each throughput
+PROFILES: dict[str, list] = {}
 MiB = 1024 * 1024
 
-# (metric, unit, better, {db: target}) — orientation only, never asserted.
+# (workload, metric) → {db: (op, value[, "a"])}: orientation only, never asserted.
+# A third element "a" compares the figure as a ratio to reference (a).
 TARGETS = {
-    ("W1", "latency_p50_ms"): {"postgres": ("<=", 15), "sqlite": ("<=", 250)},
-    ("W1", "nodes_per_s"): {"postgres": (">=", 600)},
-    ("W2", "nodes_per_s"): {"postgres": (">=", 600)},
+    ("W1", "latency_p50_ms"): {"postgres": ("<=", 15), "sqlite": ("<=", 60)},
+    ("W1", "nodes_per_s"): {"postgres": (">=", 2.0, "a"), "sqlite": (">=", 1.5, "a")},
+    ("W1", "cpu_workers_ms_per_node"): {"postgres": ("<=", 0.7)},
+    ("W2", "nodes_per_s"): {"postgres": (">=", 2.5, "a"), "sqlite": (">=", 1.5, "a")},
     ("W3", "total_s"): {"postgres": ("<=", 3)},
     ("W3", "peak_pss_mib"): {"postgres": ("<=", 250)},
-    ("W4", "p95_ratio"): {"postgres": ("<=", 2), "sqlite": ("<=", 2)},
+    ("W4", "p95_ratio"): {"postgres": ("<=", 1.5), "sqlite": ("<=", 2)},
+    ("W5", "fast_executions_per_s"): {"postgres": (">=", 300)},
+    ("W5", "slow_total_s"): {"postgres": ("<=", 3)},
 }
+# Figures printed with their ratio to reference (a).
+THROUGHPUTS = {"executions_per_s", "nodes_per_s", "backlog_nodes_per_s",
+               "fast_executions_per_s", "slow_executions_per_s"}
+COST_ROWS = [("cpu_workers_ms_per_node", "CPU workers (ms/node)"),
+             ("cpu_postgres_ms_per_node", "CPU PostgreSQL backends (ms/node)"),
+             ("cpu_client_ms_per_node", "CPU bench client (ms/node)"),
+             ("commits_per_node", "worker commits/node"),
+             ("statements_per_node", "worker SQL statements/node")]
 
 
 def log(msg: str) -> None:
@@ -76,11 +108,15 @@ def bench_env(db: str) -> dict:
         "DEBUG": "0",
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "BRAID_WORKERS": str(WORKERS),
-        "PYTHONPATH": str(ROOT),
+        # W5's loopback server is private: allow-listed, as an operator would.
+        "BRAID_HTTP_ALLOW": "127.0.0.1/32",
+        # bench/probe/sitecustomize.py counts the children's statements and commits.
+        "PYTHONPATH": f"{ROOT / 'bench' / 'probe'}{os.pathsep}{ROOT}",
+        "BENCH_PROBE_DIR": str(PROBE_DIR),
         "PYTHONUNBUFFERED": "1",
     })
     if db == "postgres":
-        env.update({"DATABASE_URL": PG_URL, "REDIS_URL": BENCH_REDIS_URL})
+        env.update({"DATABASE_URL": PG_HOST + PG_DB, "REDIS_URL": BENCH_REDIS_URL})
     else:
         SQLITE_DIR.mkdir(parents=True, exist_ok=True)
         env["BRAID_SQLITE_PATH"] = str(SQLITE_DIR / "bench.sqlite3")
@@ -88,13 +124,21 @@ def bench_env(db: str) -> dict:
 
 
 def fresh_database(db: str, env: dict) -> None:
+    import psycopg
+
+    PROBE_DIR.mkdir(parents=True, exist_ok=True)
+    for path in PROBE_DIR.glob("*.json"):
+        path.unlink()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        if db == "postgres":
+            conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (PG_DB,)).fetchone()
+        if not exists:  # on SQLite too: reference (a) is always measured on PostgreSQL
+            conn.execute(f'CREATE DATABASE "{PG_DB}"')
     if db == "postgres":
-        import psycopg
         import redis
 
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS braid_bench WITH (FORCE)")
-            conn.execute("CREATE DATABASE braid_bench")
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
     else:
         path = Path(env["BRAID_SQLITE_PATH"])
@@ -125,13 +169,44 @@ def one_second_wait() -> dict:
             "output": {"waited": "nodes.wait.output.waited_s"}}
 
 
-def publish_workloads() -> None:
+def one_http_get(url: str) -> dict:
+    return {"name": "One HTTP GET (W5)",
+            "nodes": [{"id": "get", "type": "http", "config": {"url": url, "timeout_s": 30}}],
+            "output": {"status": "nodes.get.output.status"}}
+
+
+def publish_workloads(http_ports: dict[str, int]) -> None:
     from apps.workflows.services import publish_version
 
     three = json.loads((ROOT / "examples" / "three_steps.json").read_text())
     publish_version("bench-three-steps", three)
     publish_version("bench-fan", fan_out_fan_in())
     publish_version("bench-wait", one_second_wait())
+    for name, port in http_ports.items():
+        publish_version(f"bench-http-{name}", one_http_get(f"http://127.0.0.1:{port}/"))
+
+
+def start_http_servers(procs: Processes) -> dict[str, int]:
+    """W5's loopback servers (1 ms and 100 ms), as children of the bench."""
+    ports = {}
+    for name, delay_ms in (("fast", 1), ("slow", 100)):
+        child = procs.spawn_piped(f"http-{name}", [sys.executable, "bench/httpserver.py",
+                                                   str(delay_ms)])
+        ports[name] = int(child.popen.stdout.readline())
+    return ports
+
+
+def server_stats(port: int) -> dict:
+    import httpx
+
+    return httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()
+
+
+def metered(procs: Processes) -> CostMeter:
+    from django.db import connection
+
+    pg = connection.vendor == "postgresql"
+    return CostMeter(procs, PG_HOST + PG_DB if pg else None, PROBE_DIR)
 
 
 def wait_all(tag: str, count: int, timeout: float, poll: float = 0.01) -> float | None:
@@ -192,10 +267,15 @@ def w1_latency(n: int, tag: str, queue: str = "default") -> dict:
 
 
 def throughput(workflow: str, n: int, tag: str, nodes_each: int, make_input,
-               timeout: float = 600) -> dict:
-    t0 = time.monotonic()
-    submit_s = submit(workflow, n, tag, make_input)
-    t_end = wait_all(tag, n, timeout)
+               procs: Processes, timeout: float = 600) -> dict:
+    profiler = (Profiler(procs, PROFILE_DIR, tag) if PROFILE_DIR and tag.endswith("-1")
+                else contextlib.nullcontext())
+    with metered(procs) as meter, profiler:
+        t0 = time.monotonic()
+        submit_s = submit(workflow, n, tag, make_input)
+        t_end = wait_all(tag, n, timeout)
+    if isinstance(profiler, Profiler):
+        PROFILES[tag] = profiler.top_self(10)
     if t_end is None:
         raise RuntimeError(f"{tag}: not all {n} executions finished within {timeout}s: "
                            f"{outcome(tag)}")
@@ -204,25 +284,27 @@ def throughput(workflow: str, n: int, tag: str, nodes_each: int, make_input,
     ok = result["statuses"].get("succeeded", 0)
     return {"total_s": total, "submit_s": submit_s, "executions_per_s": n / total,
             "nodes_per_s": result["nodes"] / total, "nodes": result["nodes"],
-            "expected_nodes": n * nodes_each, "failed": n - ok}
+            "expected_nodes": n * nodes_each, "failed": n - ok,
+            **meter.per_node(result["nodes"])}
 
 
-def w1(run: int, scale: float) -> dict:
+def w1(run: int, scale: float, procs: Processes) -> dict:
     lat_n = scaled(SIZES["W1_latency"], scale)
     thr_n = scaled(SIZES["W1_throughput"], scale)
     log(f"W1 run {run}: latency, {lat_n} executions one at a time")
     figures = w1_latency(lat_n, f"w1-lat-{run}")
     log(f"W1 run {run}: throughput, {thr_n} executions at once")
-    thr = throughput("bench-three-steps", thr_n, f"w1-thr-{run}", 3, lambda i: {"who": str(i)})
+    thr = throughput("bench-three-steps", thr_n, f"w1-thr-{run}", 3, lambda i: {"who": str(i)},
+                     procs)
     figures.update({k: v for k, v in thr.items() if k != "failed"})
     figures["failed"] += thr["failed"]
     return figures
 
 
-def w2(run: int, scale: float) -> dict:
+def w2(run: int, scale: float, procs: Processes) -> dict:
     n = scaled(SIZES["W2"], scale)
     log(f"W2 run {run}: {n} fan-out/fan-in executions at once")
-    return throughput("bench-fan", n, f"w2-{run}", 12, lambda i: {"n": i})
+    return throughput("bench-fan", n, f"w2-{run}", 12, lambda i: {"n": i}, procs)
 
 
 def w3(run: int, scale: float, procs: Processes) -> dict:
@@ -230,7 +312,7 @@ def w3(run: int, scale: float, procs: Processes) -> dict:
     log(f"W3 run {run}: {n} executions waiting 1 s each")
     idle = procs.pss_bytes()
     with MemorySampler(procs) as sampler:
-        figures = throughput("bench-wait", n, f"w3-{run}", 1, lambda i: {})
+        figures = throughput("bench-wait", n, f"w3-{run}", 1, lambda i: {}, procs)
     figures.update({"peak_pss_mib": sampler.peak / MiB, "idle_pss_mib": idle / MiB,
                     "pss_samples": sampler.samples,
                     "processes": len(procs.all_processes())})
@@ -264,6 +346,22 @@ def w4(run: int, scale: float) -> dict:
             "p95_ratio": mixed_p95 / idle["latency_p95_ms"], "realtime_samples": len(busy),
             "backlog_drain_s": drained, "backlog_nodes_per_s": backlog * 3 / drained,
             "failed": idle["failed"]}
+
+
+def w5(run: int, scale: float, procs: Processes, ports: dict[str, int]) -> dict:
+    """HTTP nodes: a 1 ms loopback server, then 500 at once against a 100 ms one."""
+    fast_n, slow_n = scaled(SIZES["W5_fast"], scale), scaled(SIZES["W5_slow"], scale)
+    log(f"W5 run {run}: {fast_n} http executions, 1 ms server")
+    fast = throughput("bench-http-fast", fast_n, f"w5-fast-{run}", 1, lambda i: {}, procs)
+    log(f"W5 run {run}: {slow_n} http executions at once, 100 ms server")
+    server_stats(ports["slow"])  # resets the peak
+    slow = throughput("bench-http-slow", slow_n, f"w5-slow-{run}", 1, lambda i: {}, procs)
+    peak = server_stats(ports["slow"])["peak_in_flight"]
+    figures = {f"fast_{k}": v for k, v in fast.items()}
+    figures.update({f"slow_{k}": v for k, v in slow.items()})
+    figures["slow_peak_in_flight"] = peak
+    figures["failed"] = fast["failed"] + slow["failed"]
+    return figures
 
 
 def analyze() -> None:
@@ -388,15 +486,26 @@ def summarize(runs: list[dict]) -> dict:
 
 def target_text(workload: str, metric: str, db: str) -> str:
     target = TARGETS.get((workload, metric), {}).get(db)
-    return f"{'≤' if target[0] == '<=' else '≥'} {target[1]:g}" if target else ""
+    if not target:
+        return ""
+    return f"{'≤' if target[0] == '<=' else '≥'} {target[1]:g}" + (
+        "×(a)" if target[2:] == ("a",) else "")
 
 
-def meets(workload: str, metric: str, db: str, value: float) -> str:
+def meets(workload: str, metric: str, db: str, value: float, ref_a: float) -> str:
     target = TARGETS.get((workload, metric), {}).get(db)
     if not target:
         return ""
+    if target[2:] == ("a",):
+        value = value / ref_a if ref_a else float("nan")
     ok = value <= target[1] if target[0] == "<=" else value >= target[1]
     return "ok" if ok else "MISS"
+
+
+def ref_a(report: dict) -> float:
+    refs = report["references"]
+    values = [r["a_tx_per_s"] for r in refs.values() if r.get("a_tx_per_s")]
+    return statistics.mean(values) if values else float("nan")
 
 
 ROWS = {
@@ -406,26 +515,35 @@ ROWS = {
            ("server_p95_ms", "in-DB p95, created→finished (ms)"), ("submit_s", "2,000 at once: submit (s)"),
            ("total_s", "2,000 at once: submit → all done (s)"),
            ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
-           ("failed", "failed executions")],
+           *COST_ROWS, ("failed", "failed executions")],
     "W2": [("submit_s", "submit (s)"), ("total_s", "submit → all done (s)"),
            ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
-           ("failed", "failed executions")],
+           *COST_ROWS, ("failed", "failed executions")],
     "W3": [("submit_s", "submit (s)"), ("total_s", "submit → all done (s)"),
            ("executions_per_s", "executions/s"), ("peak_pss_mib", "peak PSS (MiB)"),
            ("idle_pss_mib", "idle PSS before (MiB)"), ("processes", "processes measured"),
-           ("failed", "failed executions")],
+           *COST_ROWS, ("failed", "failed executions")],
     "W4": [("idle_p50_ms", "realtime p50, idle (ms)"), ("idle_p95_ms", "realtime p95, idle (ms)"),
            ("mixed_p50_ms", "realtime p50, backlog draining (ms)"),
            ("mixed_p95_ms", "realtime p95, backlog draining (ms)"),
            ("p95_ratio", "p95 backlog / p95 idle"), ("realtime_samples", "realtime samples"),
            ("backlog_drain_s", "5,000 background: drained in (s)"),
            ("backlog_nodes_per_s", "background nodes/s"), ("failed", "failed executions")],
+    "W5": [("fast_total_s", "1 ms server: submit → all done (s)"),
+           ("fast_executions_per_s", "1 ms server: executions/s"),
+           *[("fast_" + k, "1 ms server: " + label) for k, label in COST_ROWS],
+           ("slow_total_s", "100 ms server, all at once: done in (s)"),
+           ("slow_executions_per_s", "100 ms server: executions/s"),
+           ("slow_peak_in_flight", "100 ms server: peak requests in flight"),
+           *[("slow_" + k, "100 ms server: " + label) for k, label in COST_ROWS],
+           ("failed", "failed executions")],
 }
 TITLES = {
     "W1": "W1 three sequential trivial nodes (examples/three_steps.json)",
     "W2": "W2 fan-out/fan-in 1 → 10 → 1",
     "W3": "W3 executions waiting 1 s in a delay node",
     "W4": "W4 mixed load: a realtime stream while a background backlog drains",
+    "W5": "W5 one http GET to a loopback server",
 }
 
 
@@ -448,50 +566,90 @@ def render_text(report: dict) -> str:
         "",
     ]
     db = report["machine"]["db"]
+    a = ref_a(report)
+    out.append("Reference points (same run; (a) on PostgreSQL whatever --db)")
+    for when, ref in report["references"].items():
+        out.append(f"  {when:<7} (a) psycopg SKIP LOCKED claim+update+insert, 2 processes: "
+                   f"{ref['a_tx_per_s']:.0f} tx/s   (b) pure-Python loop: "
+                   f"{ref['b_ops_per_s']:.0f} ops/s")
+    out.append(f"  ratios below use (a) = {a:.0f} tx/s (mean of the two)")
+    out.append("")
     for workload, summary in report["workloads"].items():
         out.append(TITLES[workload] + f"  ({report['sizes_by_workload'][workload]})")
-        out.append(f"  {'figure':<38}{'median':>10}  {'[min … max]':<22}{'target':<10}")
+        out.append(f"  {'figure':<44}{'median':>10}  {'[min … max]':<22}{'×(a)':>7}  "
+                   f"{'target':<10}")
         for key, label in ROWS[workload]:
             if key not in summary:
                 continue
             s = summary[key]
-            fmt = (lambda v: f"{v:.0f}") if key in ("failed", "processes",
-                                                    "realtime_samples") else (
+            fmt = (lambda v: f"{v:.0f}") if key.endswith(("failed", "processes",
+                                                          "realtime_samples",
+                                                          "peak_in_flight")) else (
                 lambda v: f"{v:.1f}" if v >= 10 else f"{v:.3g}")
             span = f"[{fmt(s['min'])} … {fmt(s['max'])}]"
+            ratio = f"{s['median'] / a:.2f}" if key in THROUGHPUTS and a == a else ""
             target = target_text(workload, key, db)
-            verdict = meets(workload, key, db, s["median"])
-            out.append(f"  {label:<38}{fmt(s['median']):>10}  {span:<22}"
+            verdict = meets(workload, key, db, s["median"], a)
+            out.append(f"  {label:<44}{fmt(s['median']):>10}  {span:<22}{ratio:>7}  "
                        f"{(target + ' ' + verdict).strip():<10}")
         out.append("")
-    out.append("Targets are for orientation (PostgreSQL+Redis: W1 p50 ≤ 15 ms, W1 and W2 ≥ 600 "
-               "nodes/s, W3 ≤ 3 s in ≤ 250 MiB, W4 realtime p95 within 2× idle; embedded "
-               "default: W1 p50 ≤ 250 ms).")
+    for tag, frames in report.get("profiles", {}).items():
+        out.append(f"py-spy, workers during {tag}: top {len(frames)} frames by self time")
+        for frame, share in frames:
+            out.append(f"  {share * 100:5.1f} %  {frame}")
+        out.append("")
+    out.append("Targets are for orientation (issue 10), never asserted. CPU per node is "
+               "read from /proc for the bench's worker process trees (cluster + ticker), "
+               "the PostgreSQL backends of the bench database and the bench's main "
+               "thread; commits and statements are counted in the worker processes.")
     return "\n".join(out)
 
 
 # --- main -------------------------------------------------------------------
 
+def measure_references(label: str) -> dict:
+    log(f"reference points ({label}): (a) psycopg SKIP LOCKED loop, (b) Python CPU loop")
+    return {"a_tx_per_s": reference.claim_loop(PG_HOST + PG_DB),
+            "b_ops_per_s": reference.cpu_loop()}
+
+
 def main(argv=None) -> int:
+    global PG_DB, BENCH_REDIS_URL, PROFILE_DIR
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="sqlite",
-                        help="postgres: PostgreSQL braid_bench + Redis db 6; "
-                             "sqlite: the embedded default (default)")
+                        help="postgres: PostgreSQL + Redis; sqlite: the embedded default")
+    parser.add_argument("--pg-db", default=os.environ.get("BENCH_PG_DB", PG_DB),
+                        help="PostgreSQL database the bench drops and re-creates (and where "
+                             "reference (a) runs, also with --db sqlite); default "
+                             "$BENCH_PG_DB or braid_bench")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL",
+                                                              BENCH_REDIS_URL),
+                        help="Redis db the bench flushes; default $BENCH_REDIS_URL or db 6")
     parser.add_argument("--processes", choices=["split", "worker"], default="worker",
                         help="split: `qcluster` + `braid ticker`; worker: one `braid worker` "
                              "(cluster with the ticker in its main process; the default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker processes during run 1 of each throughput "
+                             "workload; prints the top 10 frames by self time "
+                             "(raw stacks in var/bench/profile/)")
     parser.add_argument("--runs", type=int, default=3, help="runs per workload (default 3)")
-    parser.add_argument("--only", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5",
+                        help="comma-separated: W1,W2,W3,W4,W5")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the workload sizes (e.g. 0.1 for a smoke run)")
     args = parser.parse_args(argv)
     only = [w.strip().upper() for w in args.only.split(",") if w.strip()]
-    if not set(only) <= {"W1", "W2", "W3", "W4"} or args.runs < 1 or args.scale <= 0:
-        parser.error("--only takes W1,W2,W3,W4; --runs ≥ 1; --scale > 0")
+    if not set(only) <= set(TITLES) or args.runs < 1 or args.scale <= 0:
+        parser.error("--only takes W1,W2,W3,W4,W5; --runs ≥ 1; --scale > 0")
+    PG_DB, BENCH_REDIS_URL = args.pg_db, args.redis_url
+    if args.profile:
+        PROFILE_DIR = SQLITE_DIR / "profile" / args.db
+        shutil.rmtree(PROFILE_DIR, ignore_errors=True)
 
     env = bench_env(args.db)
     fresh_database(args.db, env)
+    references = {"before": measure_references("before the workloads")}
     os.environ.clear()
     os.environ.update(env)
     import django
@@ -501,12 +659,14 @@ def main(argv=None) -> int:
 
     log(f"migrating a fresh {args.db} database")
     call_command("migrate", verbosity=0, interactive=False)
-    publish_workloads()
 
     procs = Processes(env, SQLITE_DIR / "logs" / args.db)
+    servers = Processes(env, SQLITE_DIR / "logs" / args.db)
     # A SIGTERM to the bench still stops every process it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
+        ports = start_http_servers(servers) if "W5" in only else {}
+        publish_workloads(ports)
         if args.processes == "split":
             log(f"starting 1 qcluster ({WORKERS} workers) and 1 ticker")
             procs.start_qcluster(WORKERS)
@@ -525,11 +685,13 @@ def main(argv=None) -> int:
                 procs.check_alive()
                 analyze()
                 if workload == "W1":
-                    runs.append(w1(run, args.scale))
+                    runs.append(w1(run, args.scale, procs))
                 elif workload == "W2":
-                    runs.append(w2(run, args.scale))
+                    runs.append(w2(run, args.scale, procs))
                 elif workload == "W4":
                     runs.append(w4(run, args.scale))
+                elif workload == "W5":
+                    runs.append(w5(run, args.scale, procs, ports))
                 else:
                     runs.append(w3(run, args.scale, procs))
                 log(f"{workload} run {run}: " + ", ".join(
@@ -538,15 +700,19 @@ def main(argv=None) -> int:
     finally:
         log("stopping processes")
         procs.stop()
+        servers.stop()
+    references["after"] = measure_references("after the workloads")
 
     sizes = {k: scaled(v, args.scale) for k, v in SIZES.items()}
     report = {
         "machine": facts, "runs": args.runs, "scale": args.scale, "sizes": sizes,
+        "references": references, "profiles": PROFILES,
         "sizes_by_workload": {
             "W1": f"{sizes['W1_latency']} one at a time; {sizes['W1_throughput']} at once",
             "W2": f"{sizes['W2']} executions, 12 nodes each",
             "W3": f"{sizes['W3']} executions",
-            "W4": f"{sizes['W4_backlog']} background + a realtime stream"},
+            "W4": f"{sizes['W4_backlog']} background + a realtime stream",
+            "W5": f"{sizes['W5_fast']} at 1 ms; {sizes['W5_slow']} at once at 100 ms"},
         "targets": {f"{w}.{m}": t for (w, m), t in TARGETS.items()},
         "workloads": results,
     }

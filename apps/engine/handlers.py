@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +9,7 @@ from datetime import datetime
 from django.conf import settings
 
 from apps.engine.transitions import Claim
+from apps.nodes import payloads
 from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
 from apps.nodes.registry import get_node_type
 
@@ -43,15 +43,12 @@ def outcome(claim: Claim, value, started: float) -> Result:
     if isinstance(value, Park):
         return Result(claim.run_id, claim.lease_token, claim.execution_id, "parked",
                       output=value.output, park_until=value.until, duration_ms=elapsed,
-                      extra={"reason": value.reason, "signal": value.signal})
+                      extra={"reason": value.reason, "signal": value.signal,
+                             "after_s": value.after_s})
     try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        return failure(claim, NodeError(f"output is not JSON: {exc}", retryable=False), started)
-    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
-        return failure(claim, NodeError(
-            f"output is {size} bytes, more than {settings.BRAID['MAX_PAYLOAD_BYTES']}",
-            retryable=False), started)
+        payloads.check(value, "output", settings.BRAID["MAX_PAYLOAD_BYTES"])
+    except payloads.PayloadError as exc:
+        return failure(claim, NodeError(str(exc), retryable=False), started)
     return Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
                   output=value, duration_ms=elapsed)
 

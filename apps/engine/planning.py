@@ -11,14 +11,15 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from apps.engine.statuses import TERMINAL_RUN
 from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition, needs_sandbox
 from apps.workflows.graph import Edge, Graph, RetryPolicy
 
-TERMINAL_RUN = frozenset({"succeeded", "failed", "skipped", "cancelled"})
-# An edge whose condition is not proven cheap: it is not evaluated inside the
-# transaction that settles its source. Its target is made ready, and the worker
-# that runs the target decides, outside any transaction, whether it runs or is
-# skipped (`gate_edges`, `gate_open`).
+RAN = TERMINAL_RUN - {"skipped"}
+# An edge whose condition is not proven cheap is not evaluated inside the
+# transaction that settles its source: its target is made ready, and the worker
+# that leases the target evaluates the condition outside any transaction, then
+# runs the node or reports it skipped (`has_costly_condition`, `gate_conditions`).
 GATED = "gated"
 
 
@@ -26,6 +27,8 @@ GATED = "gated"
 class NodeState:
     status: str
     output: object = None
+    # False for a run that finished without its handler starting (cancelled while ready).
+    ran: bool = True
 
 
 @dataclass
@@ -39,10 +42,15 @@ class Plan:
 
 
 def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
-    """What CEL sees: `input` and `nodes.<id>.output` / `.status` of finished nodes."""
+    """What CEL sees: `input` and `nodes.<id>.output` / `.status` of the nodes that ran.
+
+    A node that did not run (skipped, not reached yet, cancelled before it
+    started) is absent, so `has(nodes.<id>)` means "it ran and finished";
+    `has(nodes.<id>.output)` means "it ran and succeeded".
+    """
     nodes = {}
     for node_id, node in state.items():
-        if node.status in TERMINAL_RUN:
+        if node.status in RAN and node.ran:
             entry = {"status": node.status}
             if node.status == "succeeded":
                 entry["output"] = node.output
@@ -50,47 +58,41 @@ def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
     return {"input": inputs, "nodes": nodes}
 
 
-def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
+def stand_in(graph: Graph, node_id: str, status: Mapping[str, str]) -> str:
+    """The node whose outcome resolves `node_id`'s outgoing edges.
+
+    A node that failed for good and has a fallback hands its outgoing edges to
+    the fallback (and on down a chain of fallbacks): its successors wait for
+    the fallback, and run if it succeeds.
+    """
+    while status.get(node_id) == "failed" and graph.nodes[node_id].fallback:
+        node_id = graph.nodes[node_id].fallback
+    return node_id
+
+
+def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict,
                 plan: Plan) -> bool | str | None:
-    """None while the source is unfinished; GATED if a costly condition decides;
+    """None while the source is unfinished; GATED when a costly condition decides;
     else whether the edge is taken."""
-    source = status.get(edge.source)
+    if edge.on_failure:
+        source = status.get(edge.source)
+        return None if source not in TERMINAL_RUN else source == "failed"
+    source = status.get(stand_in(graph, edge.source, status))
     if source not in TERMINAL_RUN:
         return None
-    if source == "succeeded" and edge.when is not None and needs_sandbox(edge.when):
+    if source != "succeeded":
+        return False
+    if edge.when is None:
+        return True
+    if needs_sandbox(edge.when):
         return GATED
     try:
-        return _link_taken(edge, source, scope)
+        return evaluate_condition(edge.when, scope)
     except ExpressionError as exc:
         if not plan.errors:
             plan.error_class = exc.error_class
         plan.errors.append(f"edge {edge.source} → {edge.target}: {exc}")
         return False
-
-
-def _link_taken(edge: Edge, source: str | None, scope: dict) -> bool:
-    """Whether a link from a finished source is taken (may raise ExpressionError)."""
-    if edge.on_failure:
-        return source == "failed"
-    if source != "succeeded":
-        return False
-    return edge.when is None or evaluate_condition(edge.when, scope)
-
-
-def gate_edges(graph: Graph, node_id: str) -> tuple[Edge, ...]:
-    """The incoming links of `node_id` if a costly condition is among them, else ()."""
-    links = graph.incoming(node_id)
-    if any(e.when is not None and needs_sandbox(e.when) for e in links):
-        return links
-    return ()
-
-
-def gate_open(links: Iterable[Edge], scope: dict) -> bool:
-    """Whether any of `links` is taken, cheap conditions first (outside transactions:
-    costly conditions run in the sandbox under the budget; may raise ExpressionError)."""
-    status = {node_id: entry.get("status") for node_id, entry in scope["nodes"].items()}
-    ordered = sorted(links, key=lambda e: e.when is not None and needs_sandbox(e.when))
-    return any(_link_taken(e, status.get(e.source), scope) for e in ordered)
 
 
 def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
@@ -99,20 +101,20 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
 
     1. A candidate is a forward node with no run yet whose every incoming link
        (edge or fallback link) is resolved.
-    2. It is ready if any link is taken (or a costly condition, GATED, will decide
-       when it runs), else skipped.
+    2. It is ready if any link is taken (or GATED: decided when it runs), else skipped.
     3. A newly skipped node makes its own successors candidates (skips propagate).
     """
     plan = Plan()
     status = {node_id: node.status for node_id, node in state.items()}
     scope = expression_scope(inputs, state)
     compensators = graph.compensators
-    work = [e.target for node_id in changed for e in graph.outgoing(node_id)]
+    work = [e.target for node_id in changed for e in _edges_resolved_by(graph, node_id)]
     while work:
         node_id = work.pop(0)
         if node_id in status or node_id in compensators:
             continue
-        results = [_edge_taken(e, status, scope, plan) for e in graph.incoming(node_id)]
+        results = [_edge_taken(graph, e, status, scope, plan)
+                   for e in graph.incoming(node_id)]
         if any(r is None for r in results):
             continue
         if any(results):
@@ -123,6 +125,41 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
             plan.skipped.append(node_id)
             work.extend(e.target for e in graph.outgoing(node_id))
     return plan
+
+
+def has_costly_condition(graph: Graph, node_id: str) -> bool:
+    return any(e.when is not None and needs_sandbox(e.when) for e in graph.incoming(node_id))
+
+
+def gate_conditions(graph: Graph, node_id: str, status: Mapping[str, str],
+                    scope: dict) -> tuple[str, ...]:
+    """The costly conditions that decide whether a ready `node_id` runs, or () when
+    none has to (it has none, or another of its links is taken anyway)."""
+    if not has_costly_condition(graph, node_id):
+        return ()
+    plan = Plan()
+    links = graph.incoming(node_id)
+    results = [_edge_taken(graph, e, status, scope, plan) for e in links]
+    if any(r is True for r in results):
+        return ()
+    return tuple(e.when for e, r in zip(links, results, strict=True) if r == GATED)
+
+
+def gate_open(conditions: Iterable[str], scope: dict) -> bool:
+    """Whether any costly condition holds: evaluated by the worker, outside any
+    transaction, under the expression budget (may raise ExpressionError)."""
+    return any(evaluate_condition(source, scope) for source in conditions)
+
+
+def _edges_resolved_by(graph: Graph, node_id: str) -> list[Edge]:
+    """`node_id`'s own outgoing links plus the edges it took over as a fallback."""
+    edges = list(graph.outgoing(node_id))
+    owners = list(graph.fallback_owners.get(node_id, ()))
+    while owners:
+        owner = owners.pop()
+        edges.extend(e for e in graph.outgoing(owner) if not e.on_failure)
+        owners.extend(graph.fallback_owners.get(owner, ()))
+    return edges
 
 
 def is_finished(graph: Graph, status: Mapping[str, str]) -> bool:

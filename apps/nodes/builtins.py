@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -10,7 +12,8 @@ from django.conf import settings
 
 from apps.nodes.contract import NodeContext, NodeError, Park
 from apps.nodes.expressions import ExpressionError, check_expression, evaluate
-from apps.nodes.netguard import resolve_target
+from apps.nodes.httpclient import client_for
+from apps.nodes.netguard import resolve_target_async
 from apps.nodes.registry import NodeType, function_names, get_function, register_node_type
 
 
@@ -115,33 +118,61 @@ class Http(NodeType):
 
     async def run(self, ctx: NodeContext):
         cfg = ctx.config
-        target = resolve_target(cfg["url"], settings.BRAID["HTTP_ALLOW"])
+        total_s = cfg.get("timeout_s", 30)
+        try:
+            # The whole request (DNS, connect, send, every byte of the body) has one
+            # deadline: a server that trickles its answer cannot hold the node.
+            async with asyncio.timeout(total_s):
+                return await self._request(ctx, cfg)
+        except TimeoutError:
+            host = urlsplit(cfg["url"]).hostname
+            raise NodeError(f"HTTP request to {host} took longer than {total_s:g} s "
+                            "(timeout_s)", error_class="timeout") from None
+
+    async def _request(self, ctx: NodeContext, cfg: dict):
+        target = await resolve_target_async(cfg["url"], settings.BRAID["HTTP_ALLOW"])
         parts = urlsplit(cfg["url"])
         netloc = f"[{target.address}]" if ":" in target.address else target.address
         pinned = urlunsplit((parts.scheme, f"{netloc}:{target.port}", parts.path or "/",
                              parts.query, ""))
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1],
                    "Idempotency-Key": ctx.idempotency_key, **cfg.get("headers", {})}
+        limit = settings.BRAID["HTTP_MAX_RESPONSE_BYTES"]
+        client = client_for(target.host)
         try:
-            async with httpx.AsyncClient(timeout=cfg.get("timeout_s", 30),
-                                         follow_redirects=False) as client:
-                response = await client.request(
-                    cfg.get("method", "GET"), pinned, headers=headers, json=cfg.get("json"),
-                    extensions={"sni_hostname": target.host})
-        except httpx.TimeoutException as exc:
-            raise NodeError(f"HTTP timeout: {exc}", error_class="timeout") from None
+            async with client.stream(cfg.get("method", "GET"), pinned, headers=headers,
+                                     json=cfg.get("json"), timeout=None,
+                                     extensions={"sni_hostname": target.host}) as response:
+                body = await _read_capped(response, limit, target.host)
         except httpx.HTTPError as exc:
-            raise NodeError(f"HTTP error: {exc}", error_class="resource") from None
+            raise NodeError(f"HTTP error: {type(exc).__name__}: {exc}",
+                            error_class="resource") from None
         if cfg.get("raise_for_status", True) and response.status_code >= 400:
             retryable = response.status_code >= 500 or response.status_code == 429
             raise NodeError(f"HTTP {response.status_code} from {target.host}",
                             error_class="resource" if retryable else "execution",
                             retryable=retryable)
         try:
-            body = response.json()
+            parsed = json.loads(body) if body else None
         except ValueError:
-            body = response.text[:65536]
-        return {"status": response.status_code, "body": body}
+            parsed = body.decode(response.encoding or "utf-8", "replace")[:65536]
+        return {"status": response.status_code, "body": parsed}
+
+
+async def _read_capped(response, limit: int, host: str) -> bytes:
+    """The response body, or a NodeError as soon as it grows past `limit` bytes."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise NodeError(f"HTTP response from {host} is {int(declared)} bytes, more than the "
+                        f"{limit} allowed (BRAID_HTTP_MAX_RESPONSE_BYTES)", retryable=False)
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise NodeError(f"HTTP response from {host} is more than the {limit} bytes "
+                            "allowed (BRAID_HTTP_MAX_RESPONSE_BYTES)", retryable=False)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @register_node_type
@@ -160,7 +191,8 @@ class Delay(NodeType):
     def run(self, ctx: NodeContext):
         seconds = ctx.config["seconds"]
         now = dt.datetime.now(dt.UTC)
-        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds})
+        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds},
+                    after_s=seconds)
 
 
 @register_node_type

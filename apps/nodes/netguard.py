@@ -45,21 +45,18 @@ def _is_public(ip: ipaddress._BaseAddress) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved)
 
 
-def resolve_target(url: str, allow: list[str], resolver=socket.getaddrinfo) -> Target:
-    """Check `url` and pick the address to connect to, or raise AddressRefused."""
+def _parse(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused(f"{url!r} is not an http(s) URL with a host")
-    host = parts.hostname
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:  # a port that is not a number from 0 to 65535
         raise AddressRefused(f"{url!r} has an invalid port") from None
-    try:
-        infos = resolver(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConfigurationError(f"cannot resolve {host!r}: {exc}", retryable=True,
-                                 error_class="resource") from None
+    return parts.scheme, parts.hostname, port
+
+
+def _vet(scheme: str, host: str, port: int, infos, allow: list[str]) -> Target:
     addresses = sorted({info[4][0] for info in infos})
     if not addresses:
         raise AddressRefused(f"{host!r} has no address")
@@ -69,4 +66,46 @@ def resolve_target(url: str, allow: list[str], resolver=socket.getaddrinfo) -> T
             raise AddressRefused(
                 f"{host} resolves to {address}, a private, loopback or link-local address; "
                 "add the host or network to BRAID_HTTP_ALLOW to permit it")
-    return Target(parts.scheme, host, port, addresses[0])
+    return Target(scheme, host, port, addresses[0])
+
+
+def _unresolvable(host: str, exc: Exception) -> ConfigurationError:
+    return ConfigurationError(f"cannot resolve {host!r}: {exc}", retryable=True,
+                              error_class="resource")
+
+
+def _literal(host: str, port: int):
+    """getaddrinfo's answer for an IP literal, without asking a resolver."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return [(family, socket.SOCK_STREAM, 0, "", (str(ip), port))]
+
+
+def resolve_target(url: str, allow: list[str], resolver=socket.getaddrinfo) -> Target:
+    """Check `url` and pick the address to connect to, or raise AddressRefused."""
+    scheme, host, port = _parse(url)
+    try:
+        infos = resolver(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise _unresolvable(host, exc) from None
+    return _vet(scheme, host, port, infos, allow)
+
+
+async def resolve_target_async(url: str, allow: list[str]) -> Target:
+    """`resolve_target` for an event loop: the lookup runs off the loop's thread
+    (`loop.getaddrinfo`), so a slow DNS server never stalls other requests; an IP
+    literal needs no lookup at all."""
+    import asyncio
+
+    scheme, host, port = _parse(url)
+    infos = _literal(host, port)
+    if infos is None:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise _unresolvable(host, exc) from None
+    return _vet(scheme, host, port, infos, allow)

@@ -47,6 +47,7 @@ class Approval(NodeType):
 
     def run(self, ctx: NodeContext):
         return Park(until=_deadline(ctx.config), reason="approval", signal="approval",
+                    after_s=ctx.config.get("timeout_s"),
                     output={"decision": "timeout", "by": None, "note": "", "form": {}})
 
     def accept_signal(self, config, name, payload):
@@ -83,6 +84,7 @@ class Signal(NodeType):
 
     def run(self, ctx: NodeContext):
         return Park(until=_deadline(ctx.config), reason="signal", signal=ctx.config["name"],
+                    after_s=ctx.config.get("timeout_s"),
                     output={"timed_out": True, "payload": None})
 
     def accept_signal(self, config, name, payload):

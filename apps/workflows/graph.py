@@ -13,12 +13,14 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import jsonschema
 
 from apps.nodes.contract import ERROR_CLASSES
 from apps.nodes.expressions import check_expression
+from apps.nodes.payloads import MAX_DEPTH, depth_over
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_ATTEMPTS = 50
@@ -110,9 +112,15 @@ class Graph:
         links = list(self.edges) + [
             Edge(n.id, n.fallback, on_failure=True) for n in self.nodes.values() if n.fallback
         ]
+        # One pass over the links (linear: a big definition is refused in milliseconds).
+        incoming: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        for edge in links:
+            incoming[edge.target].append(edge)
+            outgoing[edge.source].append(edge)
         for node_id in self.nodes:
-            self._incoming[node_id] = tuple(e for e in links if e.target == node_id)
-            self._outgoing[node_id] = tuple(e for e in links if e.source == node_id)
+            self._incoming[node_id] = tuple(incoming[node_id])
+            self._outgoing[node_id] = tuple(outgoing[node_id])
 
     def incoming(self, node_id: str) -> tuple[Edge, ...]:
         """Edges and fallback links into `node_id`."""
@@ -120,6 +128,15 @@ class Graph:
 
     def outgoing(self, node_id: str) -> tuple[Edge, ...]:
         return self._outgoing[node_id]
+
+    @cached_property
+    def fallback_owners(self) -> dict[str, tuple[str, ...]]:
+        """For each fallback node, the nodes it stands in for (their edges become its own)."""
+        owners: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            if node.fallback:
+                owners.setdefault(node.fallback, []).append(node.id)
+        return {fallback: tuple(ids) for fallback, ids in owners.items()}
 
     @property
     def compensators(self) -> frozenset[str]:
@@ -149,6 +166,9 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     problems: list[Problem] = []
     if not isinstance(spec, dict):
         raise GraphInvalid([Problem("definition", "must be a JSON object")])
+    if not limits.trusted and depth_over(spec):
+        raise GraphInvalid([Problem("definition", f"is nested more than {MAX_DEPTH} levels "
+                                    "deep")])
     size = 0 if limits.trusted else len(json.dumps(spec, separators=(",", ":"), default=str))
     if size > limits.max_bytes:
         raise GraphInvalid([Problem(
@@ -211,7 +231,9 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
         problems.append(Problem("nodes", "must be a non-empty list"))
         return {}
     if len(raw) > limits.max_nodes and not limits.trusted:
-        problems.append(Problem("nodes", f"has {len(raw)} nodes, more than {limits.max_nodes}"))
+        # Stop here: listing the problems of thousands of nodes helps nobody.
+        raise GraphInvalid([Problem("nodes", f"has {len(raw)} nodes, more than the limit of "
+                                    f"{limits.max_nodes} (BRAID_MAX_NODES)")])
     nodes: dict[str, Node] = {}
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
