@@ -37,8 +37,10 @@ class _Child:
     """One evaluator process and its pipes."""
 
     def __init__(self):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        # A minimal environment: the child needs no database URL or secret key.
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+        if os.environ.get(CRASH_ENV):
+            env[CRASH_ENV] = os.environ[CRASH_ENV]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "apps.nodes.sandbox"], cwd=ROOT, env=env, bufsize=0,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
