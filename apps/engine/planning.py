@@ -128,7 +128,20 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
 
 
 def has_costly_condition(graph: Graph, node_id: str) -> bool:
-    return any(e.when is not None and needs_sandbox(e.when) for e in graph.incoming(node_id))
+    """Does a condition that is not proven cheap lead into `node_id`? (Asked for
+    every run claimed or fused: remembered per parsed graph, which never changes.)"""
+    key = (id(graph), node_id)
+    known = _COSTLY.get(key)
+    if known is not None and known[0] is graph:
+        return known[1]
+    costly = any(e.when is not None and needs_sandbox(e.when) for e in graph.incoming(node_id))
+    if len(_COSTLY) > 50_000:
+        _COSTLY.clear()
+    _COSTLY[key] = (graph, costly)
+    return costly
+
+
+_COSTLY: dict[tuple[int, str], tuple[Graph, bool]] = {}
 
 
 def gate_conditions(graph: Graph, node_id: str, status: Mapping[str, str],

@@ -76,6 +76,9 @@ def configure(limits: ExpressionLimits) -> None:
     compile_expression.cache_clear()
     is_cheap.cache_clear()
     needs_sandbox.cache_clear()
+    from apps.nodes import registry  # its per-config cheapness answers depend on LIMITS
+
+    registry._CHEAP.clear()
 
 
 class ExpressionError(Exception):
