@@ -58,6 +58,9 @@ class Claim:
     queue: str = "default"
     # Why this node cannot run on this deployment (see Node.problem): it fails at once.
     problem: str = ""
+    # Costly incoming conditions the worker evaluates, outside any transaction,
+    # before running the node: none true, and the run ends `skipped` (planning.GATED).
+    gate: tuple = ()
 
 
 def queue_rank(queue: str) -> int:
@@ -229,7 +232,9 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input if run.input is None else run.input,
-                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "",
+                     gate=() if run.compensation else planning.gate_conditions(
+                         state.graph, run.node_id, state.status_map(), scope))
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
