@@ -15,4 +15,7 @@ def metrics(request):
         return HttpResponse("metrics need a bearer token (BRAID_METRICS_TOKEN) or a staff "
                             "login\n", status=401, content_type="text/plain",
                             headers={"WWW-Authenticate": "Bearer"})
+    from apps.operations.collector import register
+
+    register()  # Braid's own series, read from the database at scrape time
     return ExportToDjangoView(request)

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +125,8 @@ BRAID = {
     # from the CPUs the container really has (affinity and cgroup quota).
     "THREADS": env_int("BRAID_THREADS", min(32, 4 * _CPUS), minimum=1),
     "PROCESSES": env_int("BRAID_PROCESSES", _CPUS, minimum=1),
+    # Async (event-loop) handlers one worker runs at once.
+    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 64, minimum=1),
     # A claimed node run belongs to its worker for this long without a heartbeat.
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.
@@ -142,6 +145,13 @@ BRAID = {
     "MAX_NODES": env_int("BRAID_MAX_NODES", 500),
     "MAX_PAYLOAD_BYTES": env_int("BRAID_MAX_PAYLOAD_BYTES", 1024 * 1024),
     "MAX_NODE_TIMEOUT_S": env_float("BRAID_MAX_NODE_TIMEOUT_S", 900.0),
+    # CEL expressions: size and nesting bounds checked before the library sees
+    # one, and the time budget of one evaluation that is not proven cheap (it
+    # then runs in one of EXPRESSION_PROCESSES sandbox processes).
+    "EXPRESSION_MAX_CHARS": env_int("BRAID_EXPRESSION_MAX_CHARS", 4096, minimum=1),
+    "EXPRESSION_MAX_DEPTH": env_int("BRAID_EXPRESSION_MAX_DEPTH", 100, minimum=1),
+    "EXPRESSION_BUDGET_S": env_float("BRAID_EXPRESSION_BUDGET_S", 1.0, minimum=0.01),
+    "EXPRESSION_PROCESSES": env_int("BRAID_EXPRESSION_PROCESSES", 2, minimum=1),
     # The HTTP node refuses private networks unless a host or CIDR is listed here.
     "HTTP_ALLOW": env_list("BRAID_HTTP_ALLOW", []),
     # An HTTP response body larger than this fails the node (read as it streams in).
@@ -160,12 +170,20 @@ BRAID = {
 # `worker_share` is the most of a worker's in-flight slots a queue's new work may take.
 BRAID_QUEUES = {
     "realtime": {"weight": 8, "claim_batch": 32, "timeout_s": 30, "retention_days": 7},
-    "default": {"weight": 4, "claim_batch": 32, "retention_days": 30},
-    "scheduled": {"weight": 2, "claim_batch": 8, "retention_days": 30, "worker_share": 0.75,
+    "default": {"weight": 4, "claim_batch": 32, "timeout_s": 300, "retention_days": 30},
+    "scheduled": {"weight": 2, "claim_batch": 8, "timeout_s": 300, "retention_days": 30,
+                  "worker_share": 0.75,
                   "retry": {"max_attempts": 3, "backoff_s": 5, "max_backoff_s": 300}},
-    "background": {"weight": 1, "claim_batch": 2, "retention_days": 14, "worker_share": 0.5,
+    "background": {"weight": 1, "claim_batch": 2, "timeout_s": 300, "retention_days": 14,
+                   "worker_share": 0.5,
                    "retry": {"max_attempts": 5, "backoff_s": 10, "max_backoff_s": 600}},
 }
+# Every node has a timeout: its own, else its queue's, else this. All stay within
+# MAX_NODE_TIMEOUT_S, which django-q2's task timeout below is sized to outlast.
+BRAID["NODE_TIMEOUT_S"] = env_float("BRAID_NODE_TIMEOUT_S", 300.0, minimum=1.0)
+for _name, _policy in BRAID_QUEUES.items():
+    if _policy.get("timeout_s", BRAID["NODE_TIMEOUT_S"]) > BRAID["MAX_NODE_TIMEOUT_S"]:
+        raise ImproperlyConfigured(f"queue {_name!r}: timeout_s is above BRAID_MAX_NODE_TIMEOUT_S")
 
 # django-q2 is only the wake-up channel: payloads are ids, results are not the
 # record (the engine's tables are), and a lost task is re-sent by the ticker.
@@ -206,6 +224,21 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Alerts: how often the evaluator runs (once across all tickers) and how often each
+# ticker's host records its resource sample. Rule defaults are in
+# apps/operations/rules.py; override them per deployment here, or per rule in the admin.
+BRAID_ALERT_EVERY_S = env_float("BRAID_ALERT_EVERY_S", 15.0, minimum=1.0)
+BRAID_MONITOR_EVERY_S = env_float("BRAID_MONITOR_EVERY_S", 15.0, minimum=1.0)
+BRAID_ALERT_RULES = {
+    # The seed's environment names for the resource thresholds.
+    "host_cpu": {"threshold": env_float("CPU_ALERT_THRESHOLD", 80.0)},
+    "host_memory": {"threshold": env_float("MEMORY_ALERT_THRESHOLD", 85.0)},
+}
+# Alert e-mail goes through Django's mail settings (EMAIL_HOST…); the sender is:
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "braid@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
 
 # Prometheus scrapes /metrics with this bearer token (staff sessions may too).
 BRAID_METRICS_TOKEN = env_str("BRAID_METRICS_TOKEN")

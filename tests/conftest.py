@@ -1,10 +1,12 @@
 import json
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
-from apps.engine import limits, maintenance, notify, queues, ratelimits
+from apps.engine import clock, limits, maintenance, notify, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -12,6 +14,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows import specs
 from apps.workflows.services import publish_version
 
+pytest_plugins = ["tests.personas"]  # vera, otto, olga, oscar: see tests/personas.py
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -52,6 +55,7 @@ def _fresh_graph_cache():
     queues._urgent_seen.clear()
     ratelimits.forget_rules()
     limits.forget_rules()
+    clock.forget()
 
 
 @pytest.fixture
@@ -71,3 +75,24 @@ def publish(db):
         return publish_version(slug, spec, **kwargs)
 
     return _publish
+
+
+@pytest.fixture
+def engine():
+    """Drive the engine from a background thread while a command waits in this one."""
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                drain(budget_s=0.5)
+                maintenance.wake_due_timers()
+                stop.wait(0.01)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)

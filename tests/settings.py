@@ -12,7 +12,11 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 
 from config.settings import *  # noqa: E402,F403
-from config.settings import BRAID, DATABASES  # noqa: E402
+from config.settings import BRAID, DATABASES, INSTALLED_APPS  # noqa: E402
+
+# Drill functions (tests/drills.py) for this process and every worker, ticker and
+# pool process the tests start.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.drills.DrillsConfig"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 BRAID["LEASE_S"] = float(os.environ.get("BRAID_LEASE_S", "3"))

@@ -60,3 +60,16 @@ def test_reject_from_the_inbox(admin_client, waiting):
 
     run.refresh_from_db()
     assert run.output["decision"] == "rejected" and run.output["note"] == "too much"
+
+
+def test_form_values_nested_10000_deep_are_refused_with_a_message(admin_client, waiting):
+    run = NodeRun.objects.get(execution=waiting, node_id="review")
+
+    done = admin_client.post(URL, {"action": "approve_selected", "_selected_action": [run.pk],
+                                   "decide": "yes", "note": "",
+                                   "form": "[" * 10_000 + "]" * 10_000}, follow=True)
+
+    assert done.status_code == 200
+    assert b"Form values: nested more than 64 levels deep" in done.content
+    run.refresh_from_db()
+    assert run.status == "waiting"

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 from pathlib import Path
@@ -17,11 +16,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
-from apps.engine import maintenance
 from apps.engine.models import Execution
-from apps.engine.worker import drain
 from tests.conftest import EXAMPLES, load_example, run_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,27 +45,6 @@ def braid_error(*args) -> tuple[CommandError, str, str]:
 def write_json(path: Path, data) -> str:
     path.write_text(json.dumps(data))
     return str(path)
-
-
-@pytest.fixture
-def engine():
-    """Drive the engine from a background thread while a command waits in this one."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                drain(budget_s=0.5)
-                maintenance.wake_due_timers()
-                stop.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 # --- validate -------------------------------------------------------------------------
@@ -229,6 +204,47 @@ def test_run_bad_input_is_a_clear_error(args, message):
     assert Execution.objects.count() == 0
 
 
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.django_db
+def test_run_input_nested_10000_deep_is_a_clear_error():
+    error, _, _ = braid_error("run", THREE_STEPS, "--input", DEEP)
+    assert error.returncode == 1
+    assert str(error) == "--input: nested more than 64 levels deep"
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_definition_file_nested_10000_deep_is_a_clear_error(command, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"name": "deep", "nodes": ' + DEEP + "}")
+    error, _, _ = braid_error(command, path)
+    assert error.returncode == 1
+    assert str(error) == f"{path}: nested more than 64 levels deep"
+
+
+def test_validate_3000_nodes_stops_at_max_nodes(tmp_path):
+    path = write_json(tmp_path / "big.json", {
+        "name": "big", "nodes": [{"id": f"n{i}", "type": "noop"} for i in range(3000)],
+        "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(2999)]})
+    error, _, err = braid_error("validate", path)
+    assert error.returncode == 1
+    assert err.strip() == "nodes: has 3000 nodes, more than the limit of 500 (BRAID_MAX_NODES)"
+
+
+def test_deep_input_from_the_shell_exits_1_without_a_traceback(tmp_path):
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP)
+    done = subprocess.run([sys.executable, "manage.py", "braid", "validate", str(deep)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"CommandError: {deep}: nested more than 64 levels deep"
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.django_db
 def test_run_invalid_definition_lists_problems(tmp_path):
     bad = write_json(tmp_path / "bad.json", {"name": "Bad", "nodes": [
@@ -299,8 +315,10 @@ def test_ticker_runs_for_n_seconds_and_restores_signal_handlers():
 # --- demo -------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
+def test_demo_creates_admin_and_workflows_idempotently(monkeypatch, settings):
     from django.contrib.auth import get_user_model
+
+    settings.DEBUG = True
 
     from apps.workflows.models import WorkflowDefinition, WorkflowVersion
 
@@ -327,13 +345,30 @@ def test_demo_creates_admin_and_workflows_idempotently(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_demo_reports_a_broken_example(tmp_path):
+def test_demo_reports_a_broken_example(tmp_path, settings):
+    settings.DEBUG = True
     write_json(tmp_path / "good_one.json", load_example("three_steps"))
     write_json(tmp_path / "bad_one.json", {"name": "Bad", "nodes": [], "edges": []})
     error, out, err = braid_error("demo", "--examples", tmp_path)
     assert error.returncode == 1 and "1 example(s)" in str(error)
     assert "good-one" in out
     assert "bad_one.json" in err
+
+
+@pytest.mark.django_db
+def test_demo_refuses_to_run_with_debug_off_and_touches_no_user(settings):
+    from django.contrib.auth import get_user_model
+
+    from apps.workflows.models import WorkflowDefinition
+
+    settings.DEBUG = False
+    admin = get_user_model().objects.create_superuser("admin", "a@example.com", "s3cret-pw")
+    error, out, _ = braid_error("demo")
+    assert error.returncode == 1
+    assert "refuses to run with DEBUG off" in str(error)
+    admin.refresh_from_db()
+    assert admin.check_password("s3cret-pw")
+    assert not WorkflowDefinition.objects.exists() and "Admin:" not in out
 
 
 # --- serve ------------------------------------------------------------------------------

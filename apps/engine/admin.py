@@ -26,6 +26,7 @@ from apps.engine.control import cancel_execution
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
+from apps.engine.permissions import CANCEL_EXECUTION, START_EXECUTION, may_start_workflow
 from apps.engine.start import StartRequest, start_execution
 from apps.workflows import admin as workflows_admin
 from apps.workflows.admin import (
@@ -41,7 +42,7 @@ from apps.workflows.admin import (
 from apps.workflows.errors import BraidError
 from apps.workflows.models import WorkflowDefinition
 
-STATUS_COLOURS = {
+STATUS_COLOURS = {  # every status of apps.engine.statuses, executions' and runs' alike
     "pending": "#6c757d", "ready": "#6c757d", "running": "#0d6efd", "waiting": "#6f42c1",
     "succeeded": "#198754", "failed": "#dc3545", "cancelled": "#495057",
     "compensating": "#fd7e14", "compensated": "#a35200", "skipped": "#8a939b",
@@ -302,7 +303,7 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
 
     # --- actions --------------------------------------------------------------------
     def has_cancel_permission(self, request):
-        return request.user.has_perm("engine.change_execution")
+        return request.user.has_perm(CANCEL_EXECUTION)
 
     @admin.action(description="Cancel selected executions", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
@@ -424,8 +425,11 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
     readonly_fields = workflows_admin.WorkflowDefinitionAdmin.readonly_fields + (
         "executions_link",)
 
-    def has_start_permission(self, request):
-        return request.user.has_perm("engine.add_execution")
+    def has_start_permission(self, request, obj=None):
+        """May start something (the action is offered); `obj`: may start that one."""
+        if obj is not None:
+            return may_start_workflow(request.user, obj)
+        return request.user.has_perm(START_EXECUTION)
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_start"
@@ -433,8 +437,9 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
         return [path("<path:object_id>/start/", start, name=name), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "can_start": self.has_start_permission(request)}
+        definition = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), "can_start": definition is not None
+                         and self.has_start_permission(request, definition)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="executions")
@@ -447,7 +452,7 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
         definition = self.get_object(request, unquote(object_id))
         if definition is None:
             raise Http404(f"no workflow {object_id}")
-        if not self.has_start_permission(request):
+        if not self.has_start_permission(request, definition):
             raise PermissionDenied
         execution = self._start(request, definition)
         if execution is None:
@@ -461,7 +466,11 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
     def start_selected(self, request, queryset):
         definitions = list(queryset[: START_LIMIT + 1])
         for definition in definitions[:START_LIMIT]:
-            self._start(request, definition)
+            if self.has_start_permission(request, definition):
+                self._start(request, definition)
+            else:
+                self.message_user(request, f"{definition.slug}: you may not start this "
+                                  "workflow.", messages.ERROR)
         if len(definitions) > START_LIMIT:
             self.message_user(request, f"Started the first {START_LIMIT} selected workflows "
                               "only.", messages.WARNING)
@@ -484,5 +493,6 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
 
 admin.site.unregister(WorkflowDefinition)
 admin.site.register(WorkflowDefinition, DefinitionAdmin)
-# The approval inbox and the queues page register themselves on import.
-from apps.engine import admin_approvals, admin_queues  # noqa: E402,F401
+# The approval inbox and the queues page register themselves on import; django-q2's
+# own pages become superuser-only.
+from apps.engine import admin_approvals, admin_djangoq, admin_queues  # noqa: E402,F401

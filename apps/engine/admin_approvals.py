@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from apps.engine.errors import Conflict, InputInvalid
 from apps.engine.models import PendingApproval
+from apps.engine.permissions import DECIDE_APPROVAL
 from apps.engine.signaling import decide_approval
+from apps.engine.statuses import RunStatus
+from apps.nodes import payloads
 from apps.workflows.admin import BigTableAdmin, ReadOnlyMixin, pretty_json
 from apps.workflows.specs import graph_for
 
@@ -29,13 +30,14 @@ class PendingApprovalAdmin(ReadOnlyMixin, BigTableAdmin):
     ordering = ("-id",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(status="waiting", waiting_for="approval")
+        return super().get_queryset(request).filter(status=RunStatus.WAITING,
+                                                   waiting_for="approval")
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("engine.view_execution")
 
     def has_decide_permission(self, request):
-        return request.user.has_perm("engine.change_execution")
+        return request.user.has_perm(DECIDE_APPROVAL)
 
     @admin.display(description="execution")
     def execution_link(self, obj):
@@ -86,9 +88,9 @@ class PendingApprovalAdmin(ReadOnlyMixin, BigTableAdmin):
                 "title": f"{verb.capitalize()} {len(runs)} approval(s)"})
         note = request.POST.get("note", "")
         try:
-            form = json.loads(request.POST.get("form") or "{}")
-        except ValueError as exc:
-            self.message_user(request, f"form values are not JSON: {exc}", messages.ERROR)
+            form = payloads.loads(request.POST.get("form") or "{}", "form values")
+        except payloads.PayloadError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
             return None
         done, refused = 0, []
         for run in runs:

@@ -1,14 +1,23 @@
-"""Queues in the admin: statistics, pause and resume."""
+"""Queues in the admin: statistics, pause and resume; limits, pools and rate limits.
+
+Every write goes through a service (`queues.pause_queue`, `flow_control.*`),
+which also drops cached rules and wakes workers; every action and form needs
+its permission (`engine.pause_queue`, the add/change/delete permissions of
+each flow-control model).
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.utils.html import format_html_join
 
-from apps.engine.limits import forget_rules as forget_limits
+from apps.engine import flow_control
 from apps.engine.models import ConcurrencyLimit, NodeRun, Queue, RateLimit, ResourcePool
+from apps.engine.permissions import PAUSE_QUEUE
+from apps.engine.pools import PREFIX as POOL_PREFIX
 from apps.engine.queues import ensure_queues, pause_queue, queue_stats, resume_queue
-from apps.engine.ratelimits import forget_rules
+from apps.engine.statuses import RunStatus
 
 STATS_WINDOW_S = 300.0
 
@@ -28,7 +37,10 @@ class QueueAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return request.user.has_perm("engine.change_queue") and obj is None
+        return False  # a queue's only state is paused, changed by the actions
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm(PAUSE_QUEUE)
 
     def changelist_view(self, request, extra_context=None):
         ensure_queues()
@@ -87,12 +99,13 @@ class QueueAdmin(admin.ModelAdmin):
     def changed(self, obj):
         return f"{obj.changed_at:%Y-%m-%d %H:%M:%S} {obj.changed_by}".strip()
 
-    @admin.action(description="Pause selected queues (work waits, nothing is lost)")
+    @admin.action(description="Pause selected queues (work waits, nothing is lost)",
+                  permissions=["pause"])
     def pause_selected(self, request, queryset):
         names = [pause_queue(q.name, request.user).name for q in queryset]
         self.message_user(request, f"Paused {', '.join(names)}.", messages.SUCCESS)
 
-    @admin.action(description="Resume selected queues")
+    @admin.action(description="Resume selected queues", permissions=["pause"])
     def resume_selected(self, request, queryset):
         names = [resume_queue(q.name, request.user).name for q in queryset]
         self.message_user(request, f"Resumed {', '.join(names)}.", messages.SUCCESS)
@@ -111,8 +124,13 @@ class RateLimitAdmin(admin.ModelAdmin):
         return "full" if obj.tokens is None else f"{obj.tokens:.1f}"
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        forget_rules()
+        flow_control.save_rate_limit(obj)
+
+    def delete_model(self, request, obj):
+        flow_control.delete_rate_limits([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        flow_control.delete_rate_limits(queryset.values_list("pk", flat=True))
 
 
 @admin.register(ConcurrencyLimit)
@@ -124,8 +142,13 @@ class ConcurrencyLimitAdmin(admin.ModelAdmin):
     fields = ("workflow", "key", "max_running")
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        forget_limits()
+        flow_control.save_concurrency_limit(obj)
+
+    def delete_model(self, request, obj):
+        flow_control.delete_concurrency_limits([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        flow_control.delete_concurrency_limits(queryset.values_list("pk", flat=True))
 
 
 @admin.register(ResourcePool)
@@ -141,23 +164,25 @@ class ResourcePoolAdmin(admin.ModelAdmin):
 
     @admin.display(description="slots held")
     def held(self, obj):
-        return sum(NodeRun.objects.filter(status="running", pool=obj.name)
+        return sum(NodeRun.objects.filter(status=RunStatus.RUNNING, pool=obj.name)
                    .values_list("pool_slots", flat=True))
 
     @admin.display(description="runs waiting")
     def waiting(self, obj):
-        return NodeRun.objects.filter(status="waiting", waiting_for=f"pool:{obj.name}").count()
+        return NodeRun.objects.filter(status=RunStatus.WAITING,
+                                      waiting_for=f"{POOL_PREFIX}{obj.name}").count()
 
     @admin.display(description="holders")
     def holders(self, obj):
-        from django.utils.html import format_html_join
-
-        rows = NodeRun.objects.filter(status="running", pool=obj.name).values_list(
+        rows = NodeRun.objects.filter(status=RunStatus.RUNNING, pool=obj.name).values_list(
             "execution_id", "node_id", "pool_slots", "worker")[:100]
         return format_html_join("", "<div>{} {} ({} slots) on {}</div>", rows) or "—"
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from apps.engine.maintenance import release_pools_with_room
+        flow_control.save_resource_pool(obj)
 
-        release_pools_with_room()  # a bigger pool lets waiting runs go now
+    def delete_model(self, request, obj):
+        flow_control.delete_resource_pools([obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        flow_control.delete_resource_pools(queryset.values_list("pk", flat=True))

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.db.models import Q
-from django.utils import timezone
 
-from apps.engine import limits
+from apps.engine import clock, limits
 from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.statuses import ACTIVE_RUN
 
 # The vocabulary (concurrency limits and pools will add theirs).
 QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
@@ -89,7 +89,7 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
 
 def runs_ahead(run) -> int:
     """READY, claimable runs that the claim order puts before `run`."""
-    now = timezone.now()
+    now = clock.now()
     return NodeRun.objects.filter(status="ready").filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now)).filter(
         Q(queue_rank__gt=run.queue_rank)
@@ -114,11 +114,11 @@ def why_execution(execution_id) -> list[Reason]:
     execution = Execution.objects.filter(pk=execution_id).first()
     if execution is not None and execution.status == "pending" and not execution.admitted:
         return [why_pending(execution)]
-    now = timezone.now()
+    now = clock.now()
     paused = paused_queues()
     reasons = []
     for run in NodeRun.objects.filter(execution_id=execution_id,
-                                      status__in=["ready", "running", "waiting"]):
+                                      status__in=ACTIVE_RUN):
         ahead = runs_ahead(run) if run.status == "ready" else 0
         reason = explain(run, now=now, paused=paused, ahead=ahead)
         if reason:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +9,8 @@ from datetime import datetime
 from django.conf import settings
 
 from apps.engine.transitions import Claim
-from apps.nodes.contract import NodeContext, NodeError, Park
+from apps.nodes import payloads
+from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
 from apps.nodes.registry import get_node_type
 
 
@@ -43,15 +43,12 @@ def outcome(claim: Claim, value, started: float) -> Result:
     if isinstance(value, Park):
         return Result(claim.run_id, claim.lease_token, claim.execution_id, "parked",
                       output=value.output, park_until=value.until, duration_ms=elapsed,
-                      extra={"reason": value.reason, "signal": value.signal})
+                      extra={"reason": value.reason, "signal": value.signal,
+                             "after_s": value.after_s})
     try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        return failure(claim, NodeError(f"output is not JSON: {exc}", retryable=False), started)
-    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
-        return failure(claim, NodeError(
-            f"output is {size} bytes, more than {settings.BRAID['MAX_PAYLOAD_BYTES']}",
-            retryable=False), started)
+        payloads.check(value, "output", settings.BRAID["MAX_PAYLOAD_BYTES"])
+    except payloads.PayloadError as exc:
+        return failure(claim, NodeError(str(exc), retryable=False), started)
     return Result(claim.run_id, claim.lease_token, claim.execution_id, "succeeded",
                   output=value, duration_ms=elapsed)
 
@@ -69,7 +66,15 @@ def failure(claim: Claim, exc: BaseException, started: float | None = None) -> R
                   duration_ms=elapsed)
 
 
+def cannot_run(claim: Claim) -> Result:
+    """The failure of a node this deployment cannot run (see Node.problem)."""
+    return failure(claim, ConfigurationError(
+        f"node {claim.node_id!r} cannot run on this deployment: {claim.problem}"))
+
+
 def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result:
+    if claim.problem:
+        return cannot_run(claim)
     started = time.monotonic()
     try:
         return outcome(claim, node_type.run(ctx or context_for(claim)), started)
@@ -77,6 +82,10 @@ def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result
         return failure(claim, exc, started)
 
 
-def is_pure(node_type_name: str) -> bool:
-    node_type = get_node_type(node_type_name)
-    return node_type is not None and node_type.pure
+def is_pure(node) -> bool:
+    """May this graph node run inside the transaction that leased it? Only a pure
+    type whose expressions are all proven cheap, on a node this code can run."""
+    if node.problem:
+        return False
+    node_type = get_node_type(node.type)
+    return node_type is not None and node_type.fusable(node.config)

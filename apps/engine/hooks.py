@@ -33,10 +33,25 @@ class CommittedEvent:
 
 
 @dataclass(frozen=True)
+class ExecutionInfo:
+    """What a subscriber may need of an execution without a query."""
+
+    status: str
+    definition_id: int
+    version_id: int
+    queue: str
+    client_id: str = ""
+
+
+@dataclass(frozen=True)
 class CommittedBatch:
     events: Sequence[CommittedEvent]
-    # Status of each execution touched by the batch, after the commit.
-    statuses: dict[str, str] = field(default_factory=dict)
+    # Each execution the batch touched (by id), as it stands after the commit.
+    executions: dict[str, ExecutionInfo] = field(default_factory=dict)
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {pk: info.status for pk, info in self.executions.items()}
 
 
 Subscriber = Callable[[CommittedBatch], None]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from django.db.models import Count
 
 from apps.engine.models import ConcurrencyLimit, Execution
+from apps.engine.statuses import ACTIVE_EXECUTION
 from apps.nodes.expressions import ExpressionError, evaluate
 
-ACTIVE = ["pending", "running", "waiting", "compensating"]
 RULES_TTL_S = 1.0
 
 
@@ -50,12 +50,42 @@ def rules() -> list[Rule]:
 
 
 def forget_rules() -> None:
-    global _rules
+    global _rules, _orphans_checked
     _rules = (0.0, [])
+    _orphans_checked = 0.0
+
+
+def limits_changed(**_kwargs) -> None:
+    """A limit was saved or deleted (admin, service, shell): re-read the rules here
+    and wake a worker, whose claim admits what now fits (a loosened or deleted
+    limit must not leave executions pending until the next lost-wake-up check)."""
+    from apps.engine.wakeup import wake_on_commit
+
+    forget_rules()
+    wake_on_commit(1)
 
 
 def any_limits() -> bool:
     return bool(rules())
+
+
+_orphans_checked = 0.0
+
+
+def needs_admission() -> bool:
+    """Whether a claim should run admission at all.
+
+    With limits, always. Without any, executions started under a limit that was
+    since deleted still wait, unadmitted: look for them at most every
+    RULES_TTL_S per process, so a claim on a limit-free deployment stays free.
+    """
+    global _orphans_checked
+    if rules():
+        return True
+    if time.monotonic() - _orphans_checked < RULES_TTL_S:
+        return False
+    _orphans_checked = time.monotonic()
+    return Execution.objects.filter(status="pending", admitted=False).exists()
 
 
 def rules_for(definition_id: int) -> list[Rule]:
@@ -77,7 +107,7 @@ def _slot(rule: Rule, execution: Execution) -> tuple[int, str]:
 
 def count_running(rule: Rule, keys: set[str]) -> Counter:
     """Admitted, unfinished executions under `rule` (per key for a keyed rule)."""
-    active = Execution.objects.filter(admitted=True, status__in=ACTIVE)
+    active = Execution.objects.filter(admitted=True, status__in=ACTIVE_EXECUTION)
     if rule.workflow_id is not None:
         active = active.filter(definition_id=rule.workflow_id)
     if not rule.key:

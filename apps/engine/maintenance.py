@@ -13,11 +13,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from apps.engine import pools
+from apps.engine import clock, pools
 from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
+from apps.engine.statuses import DEADLINE_EXECUTION
 from apps.engine.transitions import (
     Batch,
     fail_or_compensate,
@@ -44,7 +44,7 @@ def _runs_by_execution(rows):
 @retrying
 def wake_due_timers(limit: int = BATCH) -> int:
     """Complete parked runs whose wake time has come (no worker runs them again)."""
-    now = timezone.now()
+    now = clock.now()
     with write_transaction():
         due = _runs_by_execution(NodeRun.objects.filter(status="waiting", wake_at__lte=now)
                                  .order_by("wake_at").values_list("id", "execution_id")[:limit])
@@ -71,7 +71,7 @@ def wake_due_timers(limit: int = BATCH) -> int:
 @retrying
 def reap_expired_leases(limit: int = BATCH) -> int:
     """Re-queue runs whose worker stopped heart-beating (killed) as a new attempt."""
-    now = timezone.now()
+    now = clock.now()
     with write_transaction():
         expired = _runs_by_execution(
             NodeRun.objects.filter(status="running", lease_expires_at__lt=now)
@@ -104,17 +104,17 @@ def reap_expired_leases(limit: int = BATCH) -> int:
 @retrying
 def time_out_deadlines(limit: int = BATCH) -> int:
     """Fail executions past their deadline (class `timeout`), compensating if they can."""
-    now = timezone.now()
+    now = clock.now()
     with write_transaction():
         ids = list(Execution.objects.filter(
-            deadline__lt=now, status__in=["pending", "running", "waiting"])
+            deadline__lt=now, status__in=DEADLINE_EXECUTION)
             .values_list("id", flat=True)[:limit])
         if not ids:
             return 0
         states = load_states(lock_executions(ids, skip_locked=True))
         batch = Batch("reaper", now)
         for state in states.values():
-            if state.execution.status in ("pending", "running", "waiting"):
+            if state.execution.status in DEADLINE_EXECUTION:
                 fail_or_compensate(batch, state, {
                     "class": "timeout", "node": None,
                     "message": f"deadline {state.execution.deadline.isoformat()} exceeded"})
@@ -126,7 +126,7 @@ def time_out_deadlines(limit: int = BATCH) -> int:
 
 def resend_lost_wakeups() -> int:
     """Ready work older than LOST_WAKEUP_S means its wake-up may be lost: send one."""
-    now = timezone.now()
+    now = clock.now()
     cutoff = now - timedelta(seconds=settings.BRAID["LOST_WAKEUP_S"])
     stale = NodeRun.objects.filter(status="ready").filter(
         Q(not_before__isnull=True, created_at__lt=cutoff) | Q(not_before__lt=cutoff)).exists()
@@ -138,7 +138,7 @@ def resend_lost_wakeups() -> int:
 
 def wake_for_backoffs(since) -> int:
     """Retries whose back-off ended since the last tick need a worker now."""
-    now = timezone.now()
+    now = clock.now()
     due = NodeRun.objects.filter(status="ready", not_before__gt=since,
                                  not_before__lte=now).exists()
     return wake_workers() if due else 0
@@ -152,7 +152,7 @@ def purge_expired(limit: int = BATCH) -> int:
     over several reaper passes instead of one long transaction.
     """
     deleted = 0
-    now = timezone.now()
+    now = clock.now()
     for queue, policy in settings.BRAID_QUEUES.items():
         days = policy.get("retention_days")
         if not days:

@@ -4,33 +4,16 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# The statuses are defined once, in apps.engine.statuses; re-exported here.
+from apps.engine.statuses import (  # noqa: F401
+    ACTIVE_RUN,
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    RunStatus,
+    choices,
+)
 
-class ExecutionStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-    SKIPPED = "skipped"
-
-
-TERMINAL_EXECUTION = frozenset({"succeeded", "failed", "cancelled", "compensated", "skipped"})
-
-
-class RunStatus(models.TextChoices):
-    READY = "ready"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_RUN = frozenset({"ready", "running", "waiting"})
+E = ExecutionStatus
 
 
 class Execution(models.Model):
@@ -41,7 +24,7 @@ class Execution(models.Model):
                                    related_name="executions")
     version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT,
                                 related_name="executions")
-    status = models.CharField(max_length=16, choices=ExecutionStatus.choices,
+    status = models.CharField(max_length=16, choices=choices(ExecutionStatus),
                               default=ExecutionStatus.PENDING)
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
@@ -64,6 +47,9 @@ class Execution(models.Model):
     # a worker admits it; `limit_key` is the value of its workflow's keyed limit.
     admitted = models.BooleanField(default=True)
     limit_key = models.CharField(max_length=200, blank=True)
+    # How the version was chosen: "stable" or "candidate" by the workflow's release,
+    # "pinned" when started by version id (the release was bypassed), "" inline.
+    route = models.CharField(max_length=10, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -71,6 +57,13 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # What operators do to executions (see apps.engine.permissions for the roles).
+        permissions = [
+            ("start_execution", "Can start executions"),
+            ("cancel_execution", "Can cancel executions"),
+            ("retry_execution", "Can retry failed executions"),
+            ("decide_approval", "Can approve or reject approval nodes"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["idempotency_key"],
                                     condition=Q(idempotency_key__isnull=False),
@@ -83,12 +76,11 @@ class Execution(models.Model):
             models.Index(fields=["-priority", "created_at"], name="execution_admission",
                          condition=Q(status="pending", admitted=False)),
             models.Index(fields=["definition", "limit_key"], name="execution_limited_active",
-                         condition=Q(admitted=True,
-                                     status__in=["pending", "running", "waiting",
-                                                 "compensating"])),
+                         condition=Q(admitted=True, status__in=[E.PENDING, E.RUNNING, E.WAITING,
+                                                                    E.COMPENSATING])),
             models.Index(fields=["deadline"], name="execution_deadline_active",
                          condition=Q(deadline__isnull=False,
-                                     status__in=["pending", "running", "waiting"])),
+                                     status__in=[E.PENDING, E.RUNNING, E.WAITING])),
         ]
 
     def __str__(self):
@@ -112,7 +104,7 @@ class NodeRun(models.Model):
                                   related_name="node_runs")
     node_id = models.CharField(max_length=64)
     attempt = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=16, choices=RunStatus.choices,
+    status = models.CharField(max_length=16, choices=choices(RunStatus),
                               default=RunStatus.READY)
     # Copied from the execution so the claim query reads one table; queue_rank
     # is the queue's weight when the run was created (claims order by it first).
@@ -205,6 +197,7 @@ class Queue(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("pause_queue", "Can pause and resume queues")]
 
     def __str__(self):
         return f"{self.name}{' (paused)' if self.paused else ''}"

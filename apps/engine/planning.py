@@ -11,16 +11,19 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from apps.engine.statuses import TERMINAL_RUN
 from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition
 from apps.workflows.graph import Edge, Graph, RetryPolicy
 
-TERMINAL_RUN = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+RAN = TERMINAL_RUN - {"skipped"}
 
 
 @dataclass
 class NodeState:
     status: str
     output: object = None
+    # False for a run that finished without its handler starting (cancelled while ready).
+    ran: bool = True
 
 
 @dataclass
@@ -28,13 +31,21 @@ class Plan:
     ready: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The class of the first error: configuration, or timeout / resource when a
+    # condition's sandboxed evaluation ran out of budget or lost its process.
+    error_class: str = "configuration"
 
 
 def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
-    """What CEL sees: `input` and `nodes.<id>.output` / `.status` of finished nodes."""
+    """What CEL sees: `input` and `nodes.<id>.output` / `.status` of the nodes that ran.
+
+    A node that did not run (skipped, not reached yet, cancelled before it
+    started) is absent, so `has(nodes.<id>)` means "it ran and finished";
+    `has(nodes.<id>.output)` means "it ran and succeeded".
+    """
     nodes = {}
     for node_id, node in state.items():
-        if node.status in TERMINAL_RUN:
+        if node.status in RAN and node.ran:
             entry = {"status": node.status}
             if node.status == "succeeded":
                 entry["output"] = node.output
@@ -42,14 +53,27 @@ def expression_scope(inputs: dict, state: Mapping[str, NodeState]) -> dict:
     return {"input": inputs, "nodes": nodes}
 
 
-def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
-                errors: list[str]) -> bool | None:
+def stand_in(graph: Graph, node_id: str, status: Mapping[str, str]) -> str:
+    """The node whose outcome resolves `node_id`'s outgoing edges.
+
+    A node that failed for good and has a fallback hands its outgoing edges to
+    the fallback (and on down a chain of fallbacks): its successors wait for
+    the fallback, and run if it succeeds.
+    """
+    while status.get(node_id) == "failed" and graph.nodes[node_id].fallback:
+        node_id = graph.nodes[node_id].fallback
+    return node_id
+
+
+def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict,
+                plan: Plan) -> bool | None:
     """None while the source is unfinished; else whether the edge is taken."""
-    source = status.get(edge.source)
+    if edge.on_failure:
+        source = status.get(edge.source)
+        return None if source not in TERMINAL_RUN else source == "failed"
+    source = status.get(stand_in(graph, edge.source, status))
     if source not in TERMINAL_RUN:
         return None
-    if edge.on_failure:
-        return source == "failed"
     if source != "succeeded":
         return False
     if edge.when is None:
@@ -57,7 +81,9 @@ def _edge_taken(edge: Edge, status: Mapping[str, str], scope: dict,
     try:
         return evaluate_condition(edge.when, scope)
     except ExpressionError as exc:
-        errors.append(f"edge {edge.source} → {edge.target}: {exc}")
+        if not plan.errors:
+            plan.error_class = exc.error_class
+        plan.errors.append(f"edge {edge.source} → {edge.target}: {exc}")
         return False
 
 
@@ -74,12 +100,13 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
     status = {node_id: node.status for node_id, node in state.items()}
     scope = expression_scope(inputs, state)
     compensators = graph.compensators
-    work = [e.target for node_id in changed for e in graph.outgoing(node_id)]
+    work = [e.target for node_id in changed for e in _edges_resolved_by(graph, node_id)]
     while work:
         node_id = work.pop(0)
         if node_id in status or node_id in compensators:
             continue
-        results = [_edge_taken(e, status, scope, plan.errors) for e in graph.incoming(node_id)]
+        results = [_edge_taken(graph, e, status, scope, plan)
+                   for e in graph.incoming(node_id)]
         if any(r is None for r in results):
             continue
         if any(results):
@@ -90,6 +117,17 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
             plan.skipped.append(node_id)
             work.extend(e.target for e in graph.outgoing(node_id))
     return plan
+
+
+def _edges_resolved_by(graph: Graph, node_id: str) -> list[Edge]:
+    """`node_id`'s own outgoing links plus the edges it took over as a fallback."""
+    edges = list(graph.outgoing(node_id))
+    owners = list(graph.fallback_owners.get(node_id, ()))
+    while owners:
+        owner = owners.pop()
+        edges.extend(e for e in graph.outgoing(owner) if not e.on_failure)
+        owners.extend(graph.fallback_owners.get(owner, ()))
+    return edges
 
 
 def is_finished(graph: Graph, status: Mapping[str, str]) -> bool:

@@ -1,7 +1,8 @@
 """The durable execution protocol's database steps: claim, complete, heartbeat.
 
 Each function is one short transaction. Handlers never run inside one, except
-*pure* ones (noop, transform, delay, fail: no side effects, microseconds),
+*pure* ones whose expressions are proven cheap (noop, fail, delay, a transform
+without comprehension macros: no side effects, microseconds),
 which are fused into the transaction that leased them: a chain of glue nodes
 costs one commit, not one per node.
 """
@@ -18,10 +19,11 @@ from functools import wraps
 
 from django.db import OperationalError
 from django.db.models import Q
-from django.utils import timezone
 
+from apps.engine import clock
+from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
-from apps.engine.limits import Admission, any_limits
+from apps.engine.limits import Admission, needs_admission
 from apps.engine.models import Execution, NodeRun
 from apps.engine.pools import PREFIX, Pools
 from apps.engine.queues import note_claimed, paused_queues, queue_batch
@@ -82,7 +84,8 @@ def _find(state, run_id):
 
 
 @retrying
-def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> Claimed:
+def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
+          slots: Slots | None = None) -> Claimed:
     """Lease up to `limit` READY runs of unpaused queues: by queue weight, then
     priority, then age.
 
@@ -92,11 +95,13 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
        runs are theirs to continue, or ours on the next try. On SQLite the
        IMMEDIATE transaction makes the whole claim exclusive.
     3. Re-check each run under the lock, lease it, then run pure handlers at once.
-    `caps` bounds how many runs of a queue this claim may take (its worker share).
+    `caps` bounds how many runs of a queue this claim may take (its worker share);
+    `slots` the runs of each kind (thread, process, event loop) the worker has
+    room for: the rest stay READY for other workers.
     """
     if limit <= 0:
         return Claimed([])
-    now = timezone.now()
+    now = clock.now()
     with write_transaction():
         ready = NodeRun.objects.filter(status="ready").filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now))
@@ -110,6 +115,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
         contended = len(executions) < len(wanted)
         states = load_states(executions)
         batch = Batch(worker, now)
+        batch.slots = slots
         picked = []
         for run_id, execution_id in candidates:
             state = states.get(execution_id)
@@ -131,6 +137,8 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
             if per_queue[run.queue] >= min(queue_batch(run.queue),
                                            (caps or {}).get(run.queue, limit)):
                 continue
+            if not batch.fits(state, run.node_id):
+                continue  # no free slot of its kind here: another worker takes it
             per_queue[run.queue] += 1
             if run.pool:
                 if not pools.fits(run):
@@ -161,7 +169,8 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None) -> 
 
 
 @retrying
-def complete(results: list[Result], worker: str, capacity: int, lease_s: float) -> list[Claim]:
+def complete(results: list[Result], worker: str, capacity: int, lease_s: float, *,
+             slots: Slots | None = None) -> list[Claim]:
     """Commit many handler results in one transaction and lease ready successors.
 
     A result counts only if its run is still RUNNING under the same lease token:
@@ -175,6 +184,7 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
         executions = lock_executions({_uuid(r.execution_id) for r in results})
         states = load_states(executions)
         batch = Batch(worker)
+        batch.slots = slots
         changed, for_good = defaultdict(list), defaultdict(list)
         for result in results:
             state = states.get(_uuid(result.execution_id))
@@ -194,8 +204,11 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float) 
 
 
 def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -> int:
-    """Admit pending executions under concurrency limits, in priority order."""
-    if not any_limits():
+    """Admit pending executions under concurrency limits, in priority order.
+
+    An execution none of whose limits exist any more is admitted at once.
+    """
+    if not needs_admission():
         return 0
     waiting = Execution.objects.filter(status="pending", admitted=False)
     if paused:
@@ -222,7 +235,7 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
             # Pools and rate limits are checked by the claim: such runs wait for it.
             gated = run.pool or rules_for(run.queue, execution.definition_id,
                                           state.graph.nodes[node_id].type)
-            if room[0] > 0 and not gated:
+            if room[0] > 0 and not gated and batch.fits(state, node_id):
                 room[0] -= 1
                 batch.lease(run, state, lease_s)
         update_progress(batch, state)
@@ -273,7 +286,7 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
                 if id(run) not in fused and run.status == "running"
-                and is_pure(state.graph.nodes[run.node_id].type)]
+                and is_pure(state.graph.nodes[run.node_id])]
         if not todo:
             break
         changed, for_good = defaultdict(list), defaultdict(list)
@@ -291,7 +304,10 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
 
 def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
     run.status = "waiting"
-    run.wake_at = result.park_until
+    after_s = result.extra.get("after_s")
+    # A wait measured from now is counted on the database's clock (see clock.py).
+    run.wake_at = (batch.now + timedelta(seconds=after_s) if after_s is not None
+                   else result.park_until)
     run.wake_output = result.output
     run.waiting_for = result.extra.get("signal") or ""
     run.lease_expires_at = None
@@ -299,7 +315,7 @@ def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
     batch.touch(run)
     batch.event(state.execution, "node.waiting", {
         "node": run.node_id, "attempt": run.attempt,
-        "until": result.park_until.isoformat() if result.park_until else None,
+        "until": run.wake_at.isoformat() if run.wake_at else None,
         "reason": result.extra.get("reason", "timer"),
         "signal": result.extra.get("signal")})
     update_progress(batch, state)
@@ -310,7 +326,7 @@ def heartbeat(worker: str, held: dict[int, int], lease_s: float) -> set[int]:
     """Extend the leases still held; return the run ids this worker has lost."""
     if not held:
         return set()
-    now = timezone.now()
+    now = clock.now()
     rows = NodeRun.objects.filter(id__in=list(held)).values_list("id", "status", "lease_token")
     kept = {rid for rid, status, token in rows if status == "running" and token == held[rid]}
     if kept:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.engine.errors import NotFound
 from apps.engine.models import Execution, NodeRun, Queue
+from apps.engine.statuses import ACTIVE_RUN
 from apps.engine.wakeup import wake_on_commit
 from apps.workflows.graph import RetryPolicy
 
@@ -45,9 +46,13 @@ def queue_batch(name: str, default: int = 32) -> int:
     return default
 
 
-def queue_timeout_s(name: str) -> float | None:
-    """The queue's default node timeout, for nodes that set none."""
-    return settings.BRAID_QUEUES.get(name, {}).get("timeout_s")
+def queue_timeout_s(name: str) -> float:
+    """The default node timeout for nodes that set none: the queue's, else Braid's.
+
+    Every node has one, well below django-q2's task timeout, so a hung handler
+    is failed (and its thread abandoned or its process killed) by the engine.
+    """
+    return settings.BRAID_QUEUES.get(name, {}).get("timeout_s", settings.BRAID["NODE_TIMEOUT_S"])
 
 
 def queue_retry(name: str, node_retry: RetryPolicy) -> RetryPolicy:
@@ -105,7 +110,7 @@ def queue_stats(window_s: float = 300.0) -> list[dict]:
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
     runs = {row["queue"]: row for row in NodeRun.objects.filter(
-        status__in=["ready", "running", "waiting"]).values("queue").annotate(
+        status__in=ACTIVE_RUN).values("queue").annotate(
         ready=Count("id", filter=Q(status="ready") & (Q(not_before__isnull=True)
                                                       | Q(not_before__lte=now))),
         delayed=Count("id", filter=Q(status="ready", not_before__gt=now)),

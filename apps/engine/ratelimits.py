@@ -16,6 +16,7 @@ from apps.engine.models import RateLimit
 from apps.workflows.models import WorkflowDefinition
 
 RULES_TTL_S = 1.0
+DEFERRED_PREFIX = "rate:"  # waiting_for of a run deferred by a bucket: rate:<scope>:<target>
 _rules: tuple[float, dict] = (0.0, {})
 
 

@@ -1,9 +1,15 @@
 """Runs node handlers inside one worker process.
 
 Inline handlers (cheap built-ins) run on the calling thread. Async handlers run
-concurrently on one event-loop thread. Blocking handlers run on a thread pool.
-Results come back through one queue, so the worker's main thread does all the
-database work and commits finished results in groups.
+concurrently on one event-loop thread. Blocking handlers each get a thread of
+their own, CPU-bound ones a pool process (`processes.py`). Results come back
+through one queue, so the worker's main thread does all the database work and
+commits finished results in groups.
+
+A handler's timeout starts when the handler starts, not when it was handed
+over. The drain loop leases only as many runs of each kind as there are free
+slots (`capacity.py`), so nothing queues here; the clock starts late anyway if
+a slot is slow to start (a pool process setting up Django).
 """
 
 from __future__ import annotations
@@ -14,86 +20,78 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.engine.handlers import Result, call_sync, context_for, failure, outcome
-from apps.engine.processes import make_pool, payload_for, run_in_process
+from apps.engine.capacity import ASYNC, INLINE, PROCESS, THREAD, kind_of
+from apps.engine.handlers import Result, call_sync, cannot_run, context_for, failure, outcome
+from apps.engine.processes import ProcessPool, Task, payload_for
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
 from apps.nodes.registry import get_node_type
 
 
-@dataclass
+@dataclass(eq=False)
 class InFlight:
     claim: Claim
     ctx: NodeContext
     started: float
     deadline: float | None
+    kind: str = INLINE
     future: object = field(default=None, repr=False)
+    abandoned_at: float | None = None  # a timed-out thread still running its handler
+
+    def begin(self) -> None:
+        """The handler starts now: so does its timeout."""
+        self.started = time.monotonic()
+        if self.claim.timeout_s:
+            self.deadline = self.started + self.claim.timeout_s
 
 
 class Runner:
-    def __init__(self, threads: int):
+    def __init__(self):
         self.loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                              name="braid-async")
         self._loop_thread.start()
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="braid-node")
-        self._processes = None  # made on first use: most workers never need one
+        self._processes: ProcessPool | None = None  # made on first use
         self.done: queue.SimpleQueue[tuple[InFlight, Result]] = queue.SimpleQueue()
         self.pid = os.getpid()
+        # Timed-out blocking handlers still running: run id → flight. They no
+        # longer hold a slot; diagnostics show them until they return.
+        self.abandoned: dict[int, InFlight] = {}
+        self.on_abandoned_return = None  # set by the heartbeat module
+
+    @staticmethod
+    def busy(inflight) -> Counter:
+        return Counter(f.kind for f in inflight)
 
     def start(self, claim: Claim) -> InFlight:
         node_type = get_node_type(claim.node_type)
         ctx = context_for(claim)
-        now = time.monotonic()
-        flight = InFlight(claim, ctx, now, now + claim.timeout_s if claim.timeout_s else None)
-        if node_type is None:
+        flight = InFlight(claim, ctx, time.monotonic(), None,
+                          kind=kind_of(claim.node_type, claim.config))
+        if claim.problem:
+            self.done.put((flight, cannot_run(claim)))
+        elif node_type is None:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
-        elif node_type.inline:
+        elif flight.kind == INLINE:
             self.done.put((flight, call_sync(node_type, claim, ctx)))
-        elif node_type.is_async:
+        elif flight.kind == ASYNC:
             flight.future = asyncio.run_coroutine_threadsafe(
                 self._call_async(node_type, flight), self.loop)
             flight.future.add_done_callback(self._collect(flight))
-        elif node_type.wants_process(claim.config):
-            if self._processes is None:
-                self._processes = make_pool(settings.BRAID["PROCESSES"])
-            flight.future = self._processes.submit(run_in_process, payload_for(ctx))
-            flight.future.add_done_callback(self._collect_process(flight))
+        elif flight.kind == PROCESS:
+            self._start_in_process(flight)
         else:
-            flight.future = self.pool.submit(self._call_threaded, node_type, flight)
-            flight.future.add_done_callback(self._collect(flight))
+            threading.Thread(target=self._call_threaded, args=(node_type, flight),
+                             daemon=True, name=f"braid-node-{claim.run_id}").start()
         return flight
-
-    def _collect_process(self, flight: InFlight):
-        def done(future):
-            if future.cancelled():
-                return
-            claim = flight.claim
-            try:
-                answer = json.loads(future.result())
-            except Exception as exc:  # the child died (killed, out of memory)
-                self.done.put((flight, failure(claim, NodeError(
-                    f"process pool: {type(exc).__name__}: {exc}", error_class="resource"),
-                    flight.started)))
-                return
-            if answer["ok"]:
-                result = outcome(claim, answer["output"], flight.started)
-            else:
-                result = failure(claim, NodeError(answer["message"],
-                                                  error_class=answer["error_class"],
-                                                  retryable=answer["retryable"]),
-                                 flight.started)
-            self.done.put((flight, result))
-
-        return done
 
     def _collect(self, flight: InFlight):
         def done(future):
@@ -117,20 +115,41 @@ class Runner:
                 return items
 
     def cancel(self, flight: InFlight) -> None:
+        """Stop a run this worker no longer holds (lost lease, shutdown)."""
         flight.ctx.cancel_event.set()
-        if flight.future is not None:
-            # Cancels an async handler's task; a started thread cannot be stopped, so
-            # it sees ctx.cancelled and its late result is dropped.
-            flight.future.cancel()
+        if flight.kind == PROCESS and flight.future is not None:
+            self._processes.kill(flight.future)
+        elif flight.future is not None:
+            flight.future.cancel()  # an async handler's task
+
+    def time_out(self, flight: InFlight) -> None:
+        """The run is past its timeout: stop what can be stopped.
+
+        An async task is cancelled; a pool process is killed (its slot starts a
+        fresh one). A thread cannot be stopped: it is *abandoned* — it frees its
+        slot, sees `ctx.cancelled`, and stays listed until its handler returns.
+        """
+        self.cancel(flight)
+        if flight.kind == THREAD:
+            flight.abandoned_at = time.monotonic()
+            self.abandoned[flight.claim.run_id] = flight
 
     # --- calling handlers ------------------------------------------------------
-    def _call_threaded(self, node_type, flight: InFlight) -> Result:
+    def _call_threaded(self, node_type, flight: InFlight) -> None:
+        flight.begin()
         try:
-            return call_sync(node_type, flight.claim, flight.ctx)
+            result = call_sync(node_type, flight.claim, flight.ctx)
         finally:
             close_old_connections()  # user functions may use the ORM on this thread
+        if flight.abandoned_at is None:
+            self.done.put((flight, result))
+            return
+        self.abandoned.pop(flight.claim.run_id, None)
+        if self.on_abandoned_return is not None:
+            self.on_abandoned_return()
 
     async def _call_async(self, node_type, flight: InFlight) -> Result:
+        flight.begin()
         claim = flight.claim
         try:
             coro = node_type.run(flight.ctx)
@@ -148,6 +167,32 @@ class Runner:
         except Exception as exc:
             return failure(claim, exc, flight.started)
 
+    def _start_in_process(self, flight: InFlight) -> None:
+        if self._processes is None:
+            self._processes = ProcessPool(settings.BRAID["PROCESSES"])
+        claim = flight.claim
+
+        def done(answer: str | None, died: str | None) -> None:
+            if died is not None:
+                # The child died under this run (killed, out of memory, a crash):
+                # only this run fails, as a resource problem worth retrying.
+                result = failure(claim, NodeError(died, error_class="resource"), flight.started)
+            else:
+                data = json.loads(answer)
+                if data["ok"]:
+                    result = outcome(claim, data["output"], flight.started)
+                else:
+                    result = failure(claim, NodeError(
+                        data["message"], error_class=data["error_class"],
+                        retryable=data["retryable"]), flight.started)
+            self.done.put((flight, result))
+
+        flight.future = self._processes.submit(Task(payload_for(flight.ctx), flight.begin,
+                                                    done))
+
+    def process_pids(self) -> list[int]:
+        return sorted(self._processes.children) if self._processes else []
+
 
 _runner: Runner | None = None
 
@@ -156,5 +201,5 @@ def get_runner() -> Runner:
     """One runner per process (re-made after a fork: threads do not survive it)."""
     global _runner
     if _runner is None or _runner.pid != os.getpid():
-        _runner = Runner(settings.BRAID["THREADS"])
+        _runner = Runner()
     return _runner

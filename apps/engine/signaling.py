@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from apps.engine.errors import Conflict, InputInvalid, NotFound
 from apps.engine.models import NodeRun
 from apps.engine.transitions import Batch, finish_run, load_states, lock_executions, settle
 from apps.engine.wakeup import wake_on_commit
 from apps.engine.writelock import write_transaction
+from apps.nodes import payloads
 from apps.nodes.registry import get_node_type
 
 
@@ -21,6 +24,11 @@ def send_signal(execution_id, name: str, payload: dict | None = None, *,
     payload = payload or {}
     if not isinstance(payload, dict):
         raise InputInvalid("a signal's payload must be a JSON object")
+    try:
+        payloads.check(payload, f"the payload of signal {name!r}",
+                       settings.BRAID["MAX_PAYLOAD_BYTES"])
+    except payloads.PayloadError as exc:
+        raise InputInvalid(str(exc)) from None
     with write_transaction():
         executions = lock_executions([execution_id])
         if not executions:

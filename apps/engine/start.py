@@ -6,7 +6,6 @@ entry node runs and events in one transaction, and only on commit wakes workers.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,8 +21,10 @@ from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
 from apps.engine.wakeup import wake_on_commit
 from apps.engine.writelock import write_transaction
+from apps.nodes import payloads
 from apps.workflows import services as workflows
 from apps.workflows.models import WorkflowVersion
+from apps.workflows.routing import Routing
 from apps.workflows.specs import checksum, graph_of
 
 
@@ -43,24 +44,62 @@ class StartRequest:
     user: object = None
 
 
-def resolve_version(request: StartRequest) -> WorkflowVersion:
+@dataclass
+class Resolved:
+    """The version a start runs, how it was chosen, and the routing seen (by slug only)."""
+
+    version: WorkflowVersion
+    route: str = ""
+    routing: Routing | None = None
+    definition_id: int | None = None
+
+
+def resolve(request: StartRequest, execution_id) -> Resolved:
     given = [x is not None for x in (request.workflow, request.version_id, request.definition)]
     if sum(given) != 1:
         raise InputInvalid("give exactly one of workflow, version_id or definition")
     if request.workflow is not None:
-        return workflows.current_version(request.workflow)
+        definition_id, routing = workflows.routing_of(request.workflow)
+        version, route = workflows.choose(routing, execution_id=execution_id,
+                                          idempotency_key=request.idempotency_key,
+                                          inputs=request.input)
+        return Resolved(version, route, routing, definition_id)
     if request.version_id is not None:
-        return workflows.version_by_id(request.version_id)
-    return workflows.adhoc_version(request.definition, author=request.user)
+        return Resolved(*workflows.pinned(request.version_id))
+    return Resolved(workflows.adhoc_version(request.definition, author=request.user))
+
+
+def resolve_version(request: StartRequest) -> WorkflowVersion:
+    return resolve(request, uuid.uuid4()).version
+
+
+def confirm_route(resolved: Resolved, request: StartRequest, execution_id) -> Resolved:
+    """Inside the start's transaction: route again if a canary changed since `resolve`.
+
+    Only starts that saw a canary pay this read. A release service holds the
+    definition row FOR UPDATE while it moves the canary, so after an abort or
+    rollback commits, no start can still commit an execution on its candidate.
+    """
+    if resolved.routing is None or resolved.routing.candidate_id is None:
+        return resolved
+    fresh = workflows.locked_routing(resolved.definition_id, request.workflow)
+    if fresh == resolved.routing:
+        return resolved
+    version, route = workflows.choose(fresh, execution_id=execution_id,
+                                      idempotency_key=request.idempotency_key,
+                                      inputs=request.input)
+    if version.pk != resolved.version.pk:
+        check_input(version, request.input)
+    return Resolved(version, route, fresh, resolved.definition_id)
 
 
 def check_input(version: WorkflowVersion, data) -> None:
     if not isinstance(data, dict):
         raise InputInvalid("input must be a JSON object")
-    size = len(json.dumps(data))
-    if size > settings.BRAID["MAX_PAYLOAD_BYTES"]:
-        raise InputInvalid(f"input is {size} bytes, more than "
-                           f"{settings.BRAID['MAX_PAYLOAD_BYTES']}")
+    try:
+        payloads.check(data, "input", settings.BRAID["MAX_PAYLOAD_BYTES"])
+    except payloads.PayloadError as exc:
+        raise InputInvalid(str(exc)) from None
     schema = graph_of(version).input_schema
     if schema:
         validator = jsonschema.Draft202012Validator(schema)
@@ -89,11 +128,13 @@ def start_execution(request: StartRequest) -> Execution:
         existing = Execution.objects.filter(idempotency_key=request.idempotency_key).first()
         if existing:
             return existing
-    version = resolve_version(request)
-    check_input(version, request.input)
+    execution_id = uuid.uuid4()
+    resolved = resolve(request, execution_id)
+    check_input(resolved.version, request.input)
     try:
         with write_transaction():
-            (execution,) = _create([(version, request)])
+            resolved = confirm_route(resolved, request, execution_id)
+            (execution,) = _create([(resolved, request, execution_id)])
     except IntegrityError:
         if request.idempotency_key:  # a concurrent start with the same key won
             return Execution.objects.get(idempotency_key=request.idempotency_key)
@@ -103,30 +144,59 @@ def start_execution(request: StartRequest) -> Execution:
 
 def start_many(requests: list[StartRequest]) -> list[Execution]:
     """Start many executions in one transaction (bursts, benchmarks, fan-out)."""
-    pairs = []
-    versions: dict = {}  # a burst usually starts one workflow many times: resolve it once
+    triples = []
+    # A burst usually starts one workflow many times: resolve it once, then route
+    # each execution on the same routing row (a canary splits the burst by key).
+    seen: dict = {}
     for request in requests:
         _check_request(request)
         if request.idempotency_key:
             raise InputInvalid("start_many does not take idempotency keys; use start_execution")
         key = (request.workflow, request.version_id,
                None if request.definition is None else checksum(request.definition))
-        version = versions.get(key) or versions.setdefault(key, resolve_version(request))
-        check_input(version, request.input)
-        pairs.append((version, request))
+        execution_id = uuid.uuid4()
+        resolved = seen.get(key) or seen.setdefault(key, resolve(request, execution_id))
+        if resolved.routing is not None and resolved.routing.candidate_id is not None:
+            resolved = _rerouted(resolved, request, execution_id)
+        check_input(resolved.version, request.input)
+        triples.append((resolved, request, execution_id))
     with write_transaction():
-        return _create(pairs)
+        fresh = {}  # one locked re-read per workflow with a canary
+        for i, (resolved, request, execution_id) in enumerate(triples):
+            if resolved.routing is None or resolved.routing.candidate_id is None:
+                continue
+            routing = fresh.get(resolved.definition_id)
+            if routing is None:
+                routing = fresh[resolved.definition_id] = workflows.locked_routing(
+                    resolved.definition_id, request.workflow)
+            if routing != resolved.routing:
+                resolved = Resolved(resolved.version, resolved.route, routing,
+                                    resolved.definition_id)
+                triples[i] = (_rerouted(resolved, request, execution_id, check=True),
+                              request, execution_id)
+        return _create(triples)
 
 
-def _create(pairs) -> list[Execution]:
+def _rerouted(resolved: Resolved, request: StartRequest, execution_id,
+              check: bool = False) -> Resolved:
+    version, route = workflows.choose(resolved.routing, execution_id=execution_id,
+                                      idempotency_key=None, inputs=request.input)
+    if check and version.pk != resolved.version.pk:
+        check_input(version, request.input)
+    return Resolved(version, route, resolved.routing, resolved.definition_id)
+
+
+def _create(triples) -> list[Execution]:
     """Write executions, entry runs and events; wake workers once on commit."""
     batch = Batch()
     executions = []
-    for version, request in pairs:
+    for resolved, request, execution_id in triples:
+        version = resolved.version
         graph = graph_of(version)
         deadline_s = request.deadline_s or graph.deadline_s
         execution = Execution(
-            id=uuid.uuid4(), definition_id=version.definition_id, version=version,
+            id=execution_id, definition_id=version.definition_id, version=version,
+            route=resolved.route,
             input=request.input, priority=request.priority, queue=request.queue,
             client_id=request.client_id, idempotency_key=request.idempotency_key or None,
             deadline=batch.now + timedelta(seconds=deadline_s) if deadline_s else None,
@@ -139,6 +209,7 @@ def _create(pairs) -> list[Execution]:
         batch.event(execution, "execution.created", {
             "workflow": execution.version.definition.slug,
             "version": execution.version.number, "version_id": execution.version_id,
+            "route": execution.route,
             "awaits_admission": limited})
         if limited:
             # Under a concurrency limit: a worker admits it (and creates its entry

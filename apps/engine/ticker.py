@@ -14,9 +14,8 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
-from apps.engine import maintenance
+from apps.engine import clock, maintenance
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,12 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
     started = time.monotonic()
     next_reap = 0.0
     next_purge = 0.0
-    last_tick = timezone.now()
+    last_tick = clock.now()
     while not stop.is_set():
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             break
         try:
-            now = timezone.now()
+            now = clock.now()
             while maintenance.wake_due_timers() >= maintenance.BATCH:
                 pass
             maintenance.wake_for_backoffs(last_tick)

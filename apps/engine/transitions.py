@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
-from apps.engine import hooks, limits, notify, planning
+from apps.engine import clock, hooks, limits, notify, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -55,6 +54,8 @@ class Claim:
     input: dict
     nodes: dict
     queue: str = "default"
+    # Why this node cannot run on this deployment (see Node.problem): it fails at once.
+    problem: str = ""
 
 
 def queue_rank(queue: str) -> int:
@@ -85,7 +86,9 @@ class ExecutionState:
             (self.compensations if run.compensation else self.latest)[run.node_id] = run
 
     def node_states(self) -> dict[str, planning.NodeState]:
-        return {n: planning.NodeState(r.status, r.output) for n, r in self.latest.items()}
+        return {n: planning.NodeState(r.status, r.output, r.started_at is not None
+                                      or r.status != "cancelled")
+                for n, r in self.latest.items()}
 
     def status_map(self) -> dict[str, str]:
         return {n: r.status for n, r in self.latest.items()}
@@ -106,7 +109,7 @@ class Batch:
     """Accumulates run, execution and event changes; `flush` writes them in bulk."""
 
     def __init__(self, worker: str = "", now: datetime | None = None):
-        self.now = now or timezone.now()
+        self.now = now or clock.now()
         self.worker = worker
         self.new_runs: list[NodeRun] = []
         self.changed_runs: dict[int, NodeRun] = {}
@@ -115,6 +118,7 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.finished: list = []  # executions this batch finished (notified in its commit)
+        self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -160,9 +164,18 @@ class Batch:
         if execution.started_at is None:
             execution.started_at = self.now
         kind = "compensation" if run.compensation else "node"
+        # How long it waited to be claimed (since it became ready), for the queue-wait metric.
+        ready_at = max(filter(None, (run.created_at, run.not_before)), default=self.now)
+        waited_ms = max(0.0, (self.now - ready_at).total_seconds() * 1000)
         self.event(execution, f"{kind}.started", {"node": run.node_id, "attempt": run.attempt,
-                                                  "worker": self.worker})
+                                                  "worker": self.worker,
+                                                  "waited_ms": round(waited_ms, 3)})
         self.claims.append((run, state))
+
+    def fits(self, state: ExecutionState, node_id: str) -> bool:
+        """Take a free slot of the kind the node runs on (always, with no worker's slots)."""
+        node = state.graph.nodes[node_id]
+        return self.slots is None or self.slots.take(node.type, node.config)
 
     # --- writing -------------------------------------------------------------
     def flush(self, new_executions: list[Execution] = ()) -> None:
@@ -198,8 +211,11 @@ class Batch:
                                        client_id=getattr(executions.get(e.execution_id),
                                                          "client_id", "") or "")
                   for e in self.events]
-        statuses = {str(pk): execution.status for pk, execution in executions.items()}
-        return lambda: hooks.publish(hooks.CommittedBatch(events=events, statuses=statuses))
+        infos = {str(pk): hooks.ExecutionInfo(status=e.status, definition_id=e.definition_id,
+                                              version_id=e.version_id, queue=e.queue,
+                                              client_id=e.client_id or "")
+                 for pk, e in executions.items()}
+        return lambda: hooks.publish(hooks.CommittedBatch(events=events, executions=infos))
 
     def claim_for(self, run: NodeRun, state: ExecutionState) -> Claim:
         node = state.graph.nodes[run.node_id]
@@ -209,7 +225,7 @@ class Batch:
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
                      input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue)
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -229,7 +245,8 @@ def policy_attempt(run: NodeRun) -> int:
 
 def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *,
                output=None, error_class: str = "", message: str = "",
-               retryable: bool | None = None, duration_ms: float | None = None) -> None:
+               retryable: bool | None = None, duration_ms: float | None = None,
+               lease_lost: bool = False) -> None:
     if run.pool and run.status == "running":
         batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
@@ -248,6 +265,8 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
             payload["duration_ms"] = round(duration_ms, 3)
     elif error_class:
         payload.update(error_class=error_class, message=run.error_message)
+    if lease_lost:
+        payload["lease_lost"] = True
     kind = "compensation" if run.compensation else "node"
     batch.event(state.execution, f"{kind}.{status}", payload)
     run.finished_seq = state.execution.last_seq
@@ -259,7 +278,7 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
-               retryable=retryable, duration_ms=duration_ms)
+               retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
     if lost_lease:
@@ -307,7 +326,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         return
     plan = planning.advance(state.graph, state.node_states(), execution.input, changed)
     if plan.errors:
-        fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+        fail_or_compensate(batch, state, {"class": plan.error_class, "node": None,
                                           "message": "; ".join(plan.errors)})
         return
     for node_id in plan.skipped:
@@ -319,7 +338,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
         # Rate-limited work goes through the claim, where the buckets are locked.
         limited = run.pool or rules_for(execution.queue, execution.definition_id,
                                         state.graph.nodes[node_id].type)
-        if capacity[0] > 0 and not held and not limited:
+        if capacity[0] > 0 and not held and not limited and batch.fits(state, node_id):
             capacity[0] -= 1
             batch.lease(run, state, lease_s)
     if planning.is_finished(state.graph, state.status_map()):
@@ -327,7 +346,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
             output = planning.execution_output(state.graph, state.node_states(),
                                                execution.input)
         except ExpressionError as exc:
-            fail_or_compensate(batch, state, {"class": "configuration", "node": None,
+            fail_or_compensate(batch, state, {"class": exc.error_class, "node": None,
                                               "message": f"output: {exc}"})
             return
         finish_execution(batch, state, "succeeded", output=output)

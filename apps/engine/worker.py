@@ -13,6 +13,7 @@ import time
 from django.conf import settings
 
 from apps.engine import protocol
+from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, failure
 from apps.engine.runner import InFlight, get_runner
 from apps.engine.wakeup import wake_workers
@@ -79,7 +80,8 @@ def drain(budget_s: float | None = None) -> int:
         # claim's back-off must not end a drain while work is left.
         if free > 0 and not stopping and (now >= next_claim or not inflight):
             want = min(free, batch)
-            got = protocol.claim(me, want, lease_s, share_caps(inflight, max_inflight))
+            got = protocol.claim(me, want, lease_s, share_caps(inflight, max_inflight),
+                                 slots=Slots(runner.busy(inflight.values())))
             contended = got.contended
             # Pure runs finish inside the claim: they count as work done. Runs set
             # aside (full pool, empty bucket) left the queue: look behind them.
@@ -102,7 +104,8 @@ def drain(budget_s: float | None = None) -> int:
         if results:
             finished += len(results)
             room = 0 if stopping else max_inflight - len(inflight)
-            for c in protocol.complete(results, me, room, lease_s):
+            for c in protocol.complete(results, me, room, lease_s,
+                                       slots=Slots(runner.busy(inflight.values()))):
                 inflight[c.run_id] = runner.start(c)
         if time.monotonic() >= next_beat:
             held = {rid: f.claim.lease_token for rid, f in inflight.items()}
@@ -148,12 +151,13 @@ def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float
 
 
 def _overdue(runner, inflight: dict[int, InFlight]) -> list[Result]:
-    """Blocking handlers past their timeout: fail them `timeout`, abandon the thread."""
+    """Handlers past their timeout: fail them `timeout`; kill the process or
+    abandon the thread (`Runner.time_out`), which frees their slot."""
     now = time.monotonic()
     results = []
     for rid, flight in list(inflight.items()):
         if flight.deadline is not None and now >= flight.deadline:
-            runner.cancel(flight)
+            runner.time_out(flight)
             del inflight[rid]
             results.append(failure(flight.claim, NodeError(
                 f"timed out after {flight.claim.timeout_s}s", error_class="timeout"),

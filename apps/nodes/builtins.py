@@ -51,12 +51,19 @@ class Transform(NodeType):
                 problems += [f"config/output/{key}: {m}" for m in check_expression(expr)]
         return problems
 
+    def expressions(self, config):
+        output = config.get("output")
+        return [e for e in output.values() if isinstance(e, str)] if isinstance(output, dict) \
+            else []
+
     def run(self, ctx: NodeContext):
         scope = ctx.expression_context()
         try:
             return {key: evaluate(expr, scope) for key, expr in ctx.config["output"].items()}
         except ExpressionError as exc:
-            raise NodeError(str(exc), error_class="configuration", retryable=False) from None
+            # configuration (bad expression or data), or timeout / resource (the budget)
+            raise NodeError(str(exc), error_class=exc.error_class,
+                            retryable=exc.retryable) from None
 
 
 @register_node_type
@@ -184,7 +191,8 @@ class Delay(NodeType):
     def run(self, ctx: NodeContext):
         seconds = ctx.config["seconds"]
         now = dt.datetime.now(dt.UTC)
-        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds})
+        return Park(until=now + dt.timedelta(seconds=seconds), output={"waited_s": seconds},
+                    after_s=seconds)
 
 
 @register_node_type

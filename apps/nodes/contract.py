@@ -50,13 +50,16 @@ class Park:
     At `until` the ticker completes the node with `output`; no worker runs it
     again. With `signal`, `send_signal(execution, signal, payload)` completes it
     first (with the output the node type's `accept_signal` makes of the payload);
-    `until=None` then waits for the signal alone.
+    `until=None` then waits for the signal alone. A wait measured from now also
+    gives `after_s`: the engine then counts it on the database's clock, so a
+    host whose clock is off still wakes it on time (`until` is its estimate).
     """
 
     until: datetime | None
     output: Any = None
     reason: str = "timer"
     signal: str | None = None
+    after_s: float | None = None
 
 
 @dataclass

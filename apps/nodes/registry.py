@@ -20,6 +20,9 @@ class NodeType:
     (sync) or on the worker's event loop (async), with the node's timeout.
     `pure = True` (implies inline) promises no side effects and no I/O: the
     engine may then run the handler inside the transaction that leased it.
+    A type that evaluates CEL lists the sources in `expressions(config)`: a
+    node whose expressions are not all proven cheap is neither fused nor run
+    inline (see `fusable`, `runs_inline`).
     """
 
     name: str = ""
@@ -39,6 +42,25 @@ class NodeType:
 
     def run(self, ctx: NodeContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def expressions(self, config: dict) -> list[str]:
+        """The CEL sources a node with this config evaluates when it runs."""
+        return []
+
+    def fusable(self, config: dict) -> bool:
+        """Pure, and every expression proven cheap: safe to run inside a transaction."""
+        return self.pure and self._cheap(config)
+
+    def runs_inline(self, config: dict) -> bool:
+        """Inline, and every expression proven cheap: safe on the worker's main thread.
+        Otherwise a sync handler runs on the thread pool, where a budgeted
+        evaluation may block without stopping the worker's heartbeats."""
+        return self.inline and self._cheap(config)
+
+    def _cheap(self, config: dict) -> bool:
+        from apps.nodes.expressions import is_cheap
+
+        return all(is_cheap(source) for source in self.expressions(config))
 
     def wants_process(self, config: dict) -> bool:
         """Run this node in the worker's process pool (CPU-bound work)?"""

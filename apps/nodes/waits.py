@@ -6,7 +6,7 @@ import datetime as dt
 
 import jsonschema
 
-from apps.nodes.contract import ConfigurationError, NodeContext, Park
+from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
 from apps.nodes.expressions import ExpressionError, check_expression, evaluate
 from apps.nodes.registry import NodeType, register_node_type
 
@@ -47,6 +47,7 @@ class Approval(NodeType):
 
     def run(self, ctx: NodeContext):
         return Park(until=_deadline(ctx.config), reason="approval", signal="approval",
+                    after_s=ctx.config.get("timeout_s"),
                     output={"decision": "timeout", "by": None, "note": "", "form": {}})
 
     def accept_signal(self, config, name, payload):
@@ -83,6 +84,7 @@ class Signal(NodeType):
 
     def run(self, ctx: NodeContext):
         return Park(until=_deadline(ctx.config), reason="signal", signal=ctx.config["name"],
+                    after_s=ctx.config.get("timeout_s"),
                     output={"timed_out": True, "payload": None})
 
     def accept_signal(self, config, name, payload):
@@ -109,11 +111,17 @@ class WaitUntil(NodeType):
             problems += [f"config/at: {m}" for m in check_expression(config["at"])]
         return problems
 
+    def expressions(self, config):
+        return [config["at"]] if isinstance(config.get("at"), str) else []
+
     def run(self, ctx: NodeContext):
         try:
             value = evaluate(ctx.config["at"], ctx.expression_context())
             moment = dt.datetime.fromisoformat(str(value))
-        except (ExpressionError, ValueError) as exc:
+        except ExpressionError as exc:
+            raise NodeError(f"wait_until: {exc}", error_class=exc.error_class,
+                            retryable=exc.retryable) from None
+        except ValueError as exc:
             raise ConfigurationError(f"wait_until: {exc}") from None
         if moment.tzinfo is None:
             raise ConfigurationError(f"wait_until: {value!r} has no time zone")

@@ -5,6 +5,11 @@ form is checked by `services.check_schedule` (cron, time zone, input against
 the workflow's input_schema) and its next run recomputed by the services.
 The actions call the services too (`pause_schedule`, `resume_schedule`,
 `fire_now`). ScheduleRuns are read-only: the ticker writes them.
+
+A schedule starts its workflow with nobody watching, so creating or changing
+one, and firing it by hand, also needs `may_start_workflow` for its workflow
+(besides the schedule permissions): a schedule cannot start what its author
+could not.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.engine.admin import execution_link
+from apps.engine.permissions import START_EXECUTION, may_start_workflow
 from apps.schedules import planning, services
 from apps.schedules.models import MaintenanceWindow, Schedule, ScheduleRun
 from apps.workflows.admin import BigTableAdmin, NamedDefinitionFilter, ReadOnlyMixin, pretty_json
 from apps.workflows.errors import BraidError
+from apps.workflows.forms import BoundedJSONField
 
 RUN_COLOURS = {"started": "#198754", "skipped": "#8a939b", "queued": "#6f42c1"}
 FIRE_LIMIT = 20  # schedules one "fire now" request starts
@@ -43,10 +50,20 @@ def _plural(n: int, word: str) -> str:
 # --- schedules ----------------------------------------------------------------------------
 
 class ScheduleForm(forms.ModelForm):
+    user = None  # set by ScheduleAdmin.get_form: who is saving
+
     class Meta:
         model = Schedule
         fields = ("workflow", "name", "cron", "timezone", "run_at", "input", "priority",
                   "queue", "enabled", "overlap", "catch_up", "max_catch_up", "grace_s")
+        field_classes = {"input": BoundedJSONField}
+
+    def clean_workflow(self):
+        workflow = self.cleaned_data.get("workflow")
+        if workflow is not None and not may_start_workflow(self.user, workflow):
+            raise forms.ValidationError(f"you may not start workflow {workflow.slug!r}, "
+                                        "so you may not schedule it")
+        return workflow
 
     def _post_clean(self):
         super()._post_clean()  # builds the instance and runs the model's validators
@@ -85,6 +102,14 @@ class ScheduleAdmin(BigTableAdmin):
     )
     readonly_fields = ("upcoming", "next_run_at", "last_fired_at", "last_execution_link",
                        "recent_runs", "created_at", "updated_at")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_start_workflow(request.user, obj.workflow))
 
     def save_model(self, request, obj, form, change):
         moved = {"cron", "timezone", "run_at"} & set(form.changed_data)
@@ -133,14 +158,24 @@ class ScheduleAdmin(BigTableAdmin):
 
     # --- actions --------------------------------------------------------------------
     def has_fire_permission(self, request):
-        return request.user.has_perm("schedules.change_schedule") and request.user.has_perm(
-            "engine.add_execution")
+        return request.user.has_perm(START_EXECUTION)
+
+    def _startable(self, request, queryset) -> list:
+        """The selected schedules whose workflow the user may start; reports the others."""
+        allowed = []
+        for schedule in queryset.select_related("workflow"):
+            if may_start_workflow(request.user, schedule.workflow):
+                allowed.append(schedule)
+            else:
+                self.message_user(request, f"{schedule}: you may not start workflow "
+                                  f"{schedule.workflow.slug!r}.", messages.ERROR)
+        return allowed
 
     @admin.action(description="Enable (resume) selected schedules from their next due time",
                   permissions=["change"])
     def enable_selected(self, request, queryset):
         done = 0
-        for schedule in queryset.filter(enabled=False):
+        for schedule in self._startable(request, queryset.filter(enabled=False)):
             try:
                 services.resume_schedule(schedule)
                 done += 1
@@ -152,7 +187,7 @@ class ScheduleAdmin(BigTableAdmin):
     @admin.action(description="Disable (pause) selected schedules", permissions=["change"])
     def disable_selected(self, request, queryset):
         done = 0
-        for schedule in queryset.filter(enabled=True):
+        for schedule in self._startable(request, queryset.filter(enabled=True)):
             services.pause_schedule(schedule)
             done += 1
         self.message_user(request, f"Disabled {_plural(done, 'schedule')}.",
@@ -162,7 +197,7 @@ class ScheduleAdmin(BigTableAdmin):
                   permissions=["fire"])
     def fire_selected(self, request, queryset):
         started = 0
-        for schedule in queryset[:FIRE_LIMIT]:
+        for schedule in self._startable(request, queryset[:FIRE_LIMIT]):
             try:
                 services.fire_now(schedule, user=request.user)
                 started += 1

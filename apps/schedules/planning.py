@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 CATCH_UP_NONE, CATCH_UP_LAST, CATCH_UP_ALL = "none", "last", "all"
 OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_ALLOW = "skip", "queue", "allow"
@@ -38,6 +38,7 @@ _ALIASES = {
     "@hourly": "0 * * * *",
 }
 _TICK = timedelta(microseconds=1)
+_EPOCH = datetime(2000, 1, 1)
 
 
 class PlanningError(ValueError):
@@ -55,6 +56,12 @@ def normalize_cron(expr: str) -> str:
                             "(minute hour day-of-month month day-of-week) or be an @alias")
     if not croniter.is_valid(text):
         raise PlanningError(f"cron {expr!r} is not a valid cron expression")
+    try:
+        # Eight years from a leap year's start see every date a cron can name (29 February).
+        croniter(text, _EPOCH, max_years_between_matches=8).get_next(datetime)
+    except CroniterBadDateError:
+        raise PlanningError(f"cron {expr!r} never fires: no date matches it "
+                            "(such as 30 February or 31 April)") from None
     return text
 
 

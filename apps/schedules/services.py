@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,9 @@ def check_schedule(schedule: Schedule) -> None:
         problems.append(_problem("priority", "priority must be from 0 to 9"))
     if not schedule.queue:
         problems.append(_problem("queue", "a queue name is required"))
+    elif schedule.queue not in settings.BRAID_QUEUES:
+        problems.append(_problem("queue", f"no queue {schedule.queue!r} (queues: "
+                                          f"{', '.join(settings.BRAID_QUEUES)})"))
     if schedule.overlap not in Overlap.values:
         problems.append(_problem("overlap", f"overlap must be one of {Overlap.values}"))
     if schedule.catch_up not in CatchUp.values:

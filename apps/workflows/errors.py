@@ -18,3 +18,13 @@ class NotFound(BraidError):
 
 class DefinitionInvalid(BraidError):
     code = "invalid_definition"
+
+
+class ReleaseConflict(BraidError):
+    """The release is not in a state that allows the action (e.g. one is already active)."""
+
+    code = "release_conflict"
+
+
+class ReleaseInvalid(BraidError):
+    code = "invalid_release"

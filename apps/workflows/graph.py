@@ -13,12 +13,14 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import jsonschema
 
 from apps.nodes.contract import ERROR_CLASSES
 from apps.nodes.expressions import check_expression
+from apps.nodes.payloads import MAX_DEPTH, depth_over
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_ATTEMPTS = 50
@@ -33,6 +35,10 @@ class Limits:
     max_bytes: int = 256 * 1024
     max_nodes: int = 500
     max_timeout_s: float = 900.0
+    # Loading a stored version: it was valid when published, so today's limits,
+    # node types and config checks do not refuse it. What today's code cannot
+    # run becomes that node's `problem`, and only its runs fail.
+    trusted: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class Node:
     slots: int = 1
     # Whether the definition gave `retry` (else the execution's queue policy applies).
     retry_set: bool = False
+    # Why this node cannot run on this code (trusted loads only); its runs fail
+    # as `configuration` with this message.
+    problem: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -103,9 +112,15 @@ class Graph:
         links = list(self.edges) + [
             Edge(n.id, n.fallback, on_failure=True) for n in self.nodes.values() if n.fallback
         ]
+        # One pass over the links (linear: a big definition is refused in milliseconds).
+        incoming: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        outgoing: dict[str, list[Edge]] = {node_id: [] for node_id in self.nodes}
+        for edge in links:
+            incoming[edge.target].append(edge)
+            outgoing[edge.source].append(edge)
         for node_id in self.nodes:
-            self._incoming[node_id] = tuple(e for e in links if e.target == node_id)
-            self._outgoing[node_id] = tuple(e for e in links if e.source == node_id)
+            self._incoming[node_id] = tuple(incoming[node_id])
+            self._outgoing[node_id] = tuple(outgoing[node_id])
 
     def incoming(self, node_id: str) -> tuple[Edge, ...]:
         """Edges and fallback links into `node_id`."""
@@ -113,6 +128,15 @@ class Graph:
 
     def outgoing(self, node_id: str) -> tuple[Edge, ...]:
         return self._outgoing[node_id]
+
+    @cached_property
+    def fallback_owners(self) -> dict[str, tuple[str, ...]]:
+        """For each fallback node, the nodes it stands in for (their edges become its own)."""
+        owners: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            if node.fallback:
+                owners.setdefault(node.fallback, []).append(node.id)
+        return {fallback: tuple(ids) for fallback, ids in owners.items()}
 
     @property
     def compensators(self) -> frozenset[str]:
@@ -142,7 +166,10 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     problems: list[Problem] = []
     if not isinstance(spec, dict):
         raise GraphInvalid([Problem("definition", "must be a JSON object")])
-    size = len(json.dumps(spec, separators=(",", ":"), default=str))
+    if not limits.trusted and depth_over(spec):
+        raise GraphInvalid([Problem("definition", f"is nested more than {MAX_DEPTH} levels "
+                                    "deep")])
+    size = 0 if limits.trusted else len(json.dumps(spec, separators=(",", ":"), default=str))
     if size > limits.max_bytes:
         raise GraphInvalid([Problem(
             "definition", f"is {size} bytes, more than the limit of {limits.max_bytes}")])
@@ -153,8 +180,8 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     input_schema = _input_schema(spec.get("input_schema"), problems)
     deadline_s = _positive_number(spec.get("deadline_s"), "deadline_s", problems, None)
     nodes = _nodes(spec.get("nodes"), node_types, limits, problems)
-    edges = _edges(spec.get("edges", []), nodes, problems)
-    output = _output(spec.get("output"), problems)
+    edges = _edges(spec.get("edges", []), nodes, problems, check=not limits.trusted)
+    output = _output(spec.get("output"), problems, check=not limits.trusted)
     _links(nodes, edges, problems)
     if nodes:
         # On the sound part of the graph, so a cycle is reported alongside other problems.
@@ -203,8 +230,10 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
     if not isinstance(raw, list) or not raw:
         problems.append(Problem("nodes", "must be a non-empty list"))
         return {}
-    if len(raw) > limits.max_nodes:
-        problems.append(Problem("nodes", f"has {len(raw)} nodes, more than {limits.max_nodes}"))
+    if len(raw) > limits.max_nodes and not limits.trusted:
+        # Stop here: listing the problems of thousands of nodes helps nobody.
+        raise GraphInvalid([Problem("nodes", f"has {len(raw)} nodes, more than the limit of "
+                                    f"{limits.max_nodes} (BRAID_MAX_NODES)")])
     nodes: dict[str, Node] = {}
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
@@ -227,14 +256,15 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
         if not isinstance(config, dict):
             problems.append(Problem(where, "config must be an object", node_id))
             config = {}
+        runnable: list[str] = []  # what today's code says about this node's type and config
         handler = node_types.get(node_type) if isinstance(node_type, str) else None
         if handler is None:
             known = ", ".join(sorted(node_types))
-            problems.append(Problem(where, f"unknown type {node_type!r} (known: {known})",
-                                    node_id))
+            runnable.append(f"unknown type {node_type!r} (known: {known})")
         else:
-            for message in handler.validate_config(config):
-                problems.append(Problem(where, message, node_id))
+            runnable += handler.validate_config(config)
+        if not limits.trusted:
+            problems.extend(Problem(where, message, node_id) for message in runnable)
         nodes[node_id] = Node(
             id=node_id,
             type=node_type if isinstance(node_type, str) else "",
@@ -242,10 +272,11 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
             retry=_retry(item.get("retry"), where, node_id, problems),
             retry_set="retry" in item,
             timeout_s=_positive_number(item.get("timeout_s"), f"{where} timeout_s", problems,
-                                       node_id, limits.max_timeout_s),
+                                       node_id, None if limits.trusted else limits.max_timeout_s),
             fallback=_ref(item.get("fallback"), f"{where} fallback", node_id, problems),
             compensate=_ref(item.get("compensate"), f"{where} compensate", node_id, problems),
             **_pool(item, where, node_id, problems),
+            problem="; ".join(runnable) if limits.trusted and runnable else None,
         )
     return nodes
 
@@ -314,7 +345,8 @@ def _retry(raw: Any, where: str, node_id: str, problems: list[Problem]) -> Retry
                        tuple(retry_on))
 
 
-def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem]) -> list[Edge]:
+def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem],
+           check: bool = True) -> list[Edge]:
     if not isinstance(raw, list):
         problems.append(Problem("edges", "must be a list"))
         return []
@@ -334,7 +366,7 @@ def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem]) -> list[Ed
                 ok = False
         for key in sorted(set(item) - {"from", "to", "when"}):
             problems.append(Problem(where, f"unknown field {key!r}"))
-        if when is not None:
+        if when is not None and (check or not isinstance(when, str)):
             for message in check_expression(when) if isinstance(when, str) else [
                     "when must be a CEL string"]:
                 problems.append(Problem(where, f"bad condition: {message}", source))
@@ -347,13 +379,15 @@ def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem]) -> list[Ed
     return edges
 
 
-def _output(raw: Any, problems: list[Problem]) -> dict[str, str] | None:
+def _output(raw: Any, problems: list[Problem], check: bool = True) -> dict[str, str] | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
         problems.append(Problem("output", "must map output keys to CEL expressions"))
         return None
     for key, expr in raw.items():
+        if not check and isinstance(expr, str):
+            continue  # a stored version: a bad expression fails the run that evaluates it
         messages = check_expression(expr) if isinstance(expr, str) else ["must be a CEL string"]
         for message in messages:
             problems.append(Problem(f"output.{key}", f"bad expression: {message}"))

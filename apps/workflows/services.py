@@ -1,11 +1,14 @@
 """Writes of the workflows floor: definitions and immutable versions."""
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
-from apps.workflows.errors import DefinitionInvalid, NotFound
+from apps.nodes.expressions import evaluate
+from apps.workflows import releases
+from apps.workflows.errors import DefinitionInvalid, NotFound, ReleaseConflict
 from apps.workflows.graph import GraphInvalid
-from apps.workflows.models import WorkflowDefinition, WorkflowVersion
+from apps.workflows.models import Release, WorkflowDefinition, WorkflowVersion
+from apps.workflows.routing import PINNED, Routing, route
 from apps.workflows.specs import checksum, validate_definition
 
 
@@ -25,7 +28,10 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
                     make_current: bool = True) -> WorkflowVersion:
     """Create the definition if new, store `spec` as its next version.
 
-    Publishing a graph identical to the latest version returns that version.
+    Publishing a graph identical to an existing version returns that version
+    (no new number). With `make_current` the version becomes current at once,
+    recorded in the release log as an immediate deploy; while a blue-green or
+    canary release is active that is refused (ship through the release instead).
     """
     check_definition(spec)
     definition, _ = WorkflowDefinition.objects.select_for_update().get_or_create(
@@ -33,17 +39,18 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
                              "description": description or spec.get("description", ""),
                              "owner": author})
     digest = checksum(spec)
-    latest = definition.versions.order_by("-number").first()
-    if latest and latest.checksum == digest:
-        version = latest
-    else:
+    version = definition.versions.filter(checksum=digest).order_by("-number").first()
+    if version is None:
         number = (definition.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version = WorkflowVersion.objects.create(definition=definition, number=number,
                                                  graph=spec, checksum=digest,
                                                  author=author, notes=notes)
     if make_current and definition.current_version_id != version.pk:
-        definition.current_version = version
-        definition.save(update_fields=["current_version", "updated_at"])
+        if Release.objects.filter(definition=definition,
+                                  state__in=("smoke", "canary")).exists():
+            raise ReleaseConflict(f"{slug} has an active release; v{version.number} is "
+                                  "published but not current (deploy it after the release)")
+        releases.switch_now(definition, version, user=author, reason="published")
     return version
 
 
@@ -70,18 +77,62 @@ def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
 
 
 def current_version(slug: str) -> WorkflowVersion:
-    """The version a start by slug runs: one small query, the version from a cache."""
-    row = WorkflowDefinition.objects.filter(slug=slug).values_list(
-        "id", "current_version_id").first()
+    """The stable version of a workflow (a start by slug may instead get a canary)."""
+    return version_by_id(routing_of(slug)[1].stable_id)
+
+
+_ROUTING_FIELDS = ("id", "current_version_id", "canary_version_id", "canary_percent",
+                   "canary_key", "canary_key_expression")
+
+
+def routing_of(slug: str) -> tuple[int, Routing]:
+    """(definition id, routing) of a workflow: the one small query a start by slug makes."""
+    row = WorkflowDefinition.objects.filter(slug=slug).values_list(*_ROUTING_FIELDS).first()
     if row is None:
         raise NotFound(f"no workflow {slug!r}")
-    definition_id, version_id = row
+    return row[0], _routing(slug, row)
+
+
+def locked_routing(definition_id: int, slug: str) -> Routing:
+    """The routing row again, inside the start's transaction, share-locked.
+
+    Only starts that saw a canary call this. Release services take the row
+    `FOR UPDATE`, so an abort either waits for this transaction (whose
+    executions then commit before the abort) or has committed and is seen here.
+    `FOR KEY SHARE` is what the execution's foreign key takes anyway. SQLite
+    needs no lock: Braid's write transactions there are serialised.
+    """
+    suffix = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_ROUTING_FIELDS)} FROM "
+                       f"{WorkflowDefinition._meta.db_table} WHERE id = %s{suffix}",
+                       [definition_id])
+        return _routing(slug, cursor.fetchone())
+
+
+def _routing(slug: str, row) -> Routing:
+    definition_id, version_id, canary_id, percent, key, expression = row
     if version_id is None:
         version_id = WorkflowVersion.objects.filter(definition_id=definition_id).order_by(
             "-number").values_list("id", flat=True).first()
         if version_id is None:
             raise NotFound(f"workflow {slug!r} has no published version")
-    return version_by_id(version_id)
+    return Routing(stable_id=version_id, candidate_id=canary_id, percent=percent or 0.0,
+                   key=key, expression=expression)
+
+
+def choose(routing: Routing, *, execution_id, idempotency_key: str | None,
+           inputs: dict) -> tuple[WorkflowVersion, str]:
+    """The version and route (stable or candidate) of one new execution."""
+    version_id, chosen = route(routing, execution_id=str(execution_id),
+                               idempotency_key=idempotency_key, inputs=inputs,
+                               evaluate=evaluate)
+    return version_by_id(version_id), chosen
+
+
+def pinned(version_id: int) -> tuple[WorkflowVersion, str]:
+    """A start by version id: the release is bypassed, and the execution says so."""
+    return version_by_id(version_id), PINNED
 
 
 # Versions are immutable (and a definition's slug is read-only), so a loaded

@@ -52,8 +52,9 @@ def off_loop(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 @pytest.fixture
-def demo_server(live_server):
+def demo_server(live_server, settings):
     """The live server with `braid demo`'s data: the admin user and examples/*.json."""
+    settings.DEBUG = True  # demo runs on a development machine only
     call_command("braid", "demo", stdout=io.StringIO())
     return live_server
 

@@ -118,22 +118,43 @@ def test_timeout_is_classified_as_timeout(run_graph):
     assert execution.error["class"] == "timeout"
 
 
-def test_fallback_runs_when_node_fails_for_good(run_graph):
+def test_fallback_takes_over_the_failed_nodes_outgoing_edges(run_graph):
     spec = {
         "name": "fallback",
         "nodes": [{"id": "primary", "type": "fail", "fallback": "backup"},
                   {"id": "backup", "type": "noop", "config": {"output": {"from": "backup"}}},
-                  {"id": "after", "type": "noop"},
+                  {"id": "after", "type": "transform",
+                   "config": {"output": {"from": "nodes.backup.output.from",
+                                         "primary_ran": "has(nodes.primary)",
+                                         "primary_output": "has(nodes.primary.output)"}}},
                   {"id": "done", "type": "transform", "config": {"output": {"ok": "true"}}}],
-        "edges": [{"from": "primary", "to": "after"}, {"from": "after", "to": "done"},
-                  {"from": "backup", "to": "done"}],
+        "edges": [{"from": "primary", "to": "after"}, {"from": "after", "to": "done"}],
     }
     execution = run_graph(spec)
 
     status = {r.node_id: r.status for r in runs(execution)}
     assert execution.status == "succeeded"
-    assert status == {"primary": "failed", "backup": "succeeded", "after": "skipped",
+    assert status == {"primary": "failed", "backup": "succeeded", "after": "succeeded",
                       "done": "succeeded"}
+    (after,) = runs(execution, "after")
+    assert after.output == {"from": "backup", "primary_ran": True, "primary_output": False}
+    started = [e.payload["node"] for e in execution.events.order_by("seq")
+               if e.type == "node.started"]
+    assert started.index("backup") < started.index("after")  # after waited for the fallback
+
+
+def test_successors_of_a_node_whose_fallback_failed_too_never_run(run_graph):
+    spec = {"name": "fallback fails",
+            "nodes": [{"id": "primary", "type": "fail", "fallback": "backup"},
+                      {"id": "backup", "type": "fail"},
+                      {"id": "after", "type": "noop"}],
+            "edges": [{"from": "primary", "to": "after"}]}
+    execution = run_graph(spec)
+
+    assert execution.status == "failed"
+    assert execution.error["node"] == "backup"
+    assert {r.node_id: r.status for r in runs(execution)} == {"primary": "failed",
+                                                              "backup": "failed"}
 
 
 def test_fallback_is_skipped_when_node_succeeds(run_graph):
@@ -366,14 +387,17 @@ def test_rerun_after_a_lost_worker_keeps_its_key_and_costs_no_retry(db):
     assert [r.attempt for r in runs(execution, "a")] == [1, 2]
 
 
-def test_transform_reads_status_of_finished_nodes(run_graph):
+def test_transform_reads_status_of_nodes_that_ran_and_has_is_false_for_a_skipped_one(
+        run_graph):
     spec = chain({"id": "a", "type": "noop", "fallback": "b"}, {"id": "b", "type": "noop"},
                  {"id": "c", "type": "transform",
-                  "config": {"output": {"a": "nodes.a.status", "b": "nodes.b.status"}}},
+                  "config": {"output": {"a": "nodes.a.status",
+                                        "b": "has(nodes.b) ? nodes.b.status : 'did not run'"}}},
                  edges=[{"from": "a", "to": "c"}, {"from": "b", "to": "c"}])
     execution = run_graph(spec)
 
-    assert execution.output == {"c": {"a": "succeeded", "b": "skipped"}}
+    assert {r.node_id: r.status for r in runs(execution)}["b"] == "skipped"
+    assert execution.output == {"c": {"a": "succeeded", "b": "did not run"}}
 
 
 def test_compensation_runs_emit_compensation_events(run_graph):

@@ -116,3 +116,34 @@ def test_a_keyed_limit_needs_a_workflow():
     with pytest.raises(ValidationError):
         ConcurrencyLimit(key="input.customer", max_running=1).full_clean()
     assert protocol.claim("w", 1, 30).claims == []
+
+
+def test_deleting_the_last_limit_admits_pending_executions():
+    limit = ConcurrencyLimit.objects.create(max_running=1)
+    executions = start_many([StartRequest(definition=PARK) for _ in range(3)])
+    drain(budget_s=1)
+    assert len(admitted()) == 1
+
+    limit.delete()
+    drain(budget_s=1)
+
+    statuses = set(Execution.objects.filter(pk__in=[e.pk for e in executions])
+                   .values_list("status", flat=True))
+    assert statuses == {"waiting"}
+    assert admitted() == {e.pk for e in executions}
+    assert all(why_execution(e.pk)[0].code == "awaiting_signal" for e in executions)
+
+
+def test_raising_a_limit_admits_what_now_fits():
+    limit = ConcurrencyLimit.objects.create(max_running=1)
+    start_many([StartRequest(definition=PARK) for _ in range(4)])
+    drain(budget_s=1)
+    assert len(admitted()) == 1
+
+    limit.max_running = 3
+    limit.save()
+    drain(budget_s=1)
+
+    assert len(admitted()) == 3
+    pending = Execution.objects.get(admitted=False)
+    assert why_execution(pending.pk)[0].message == "global limit reached: 3 of 3 running"

@@ -199,12 +199,38 @@ def test_condition_on_a_skipped_nodes_output_is_an_error_and_not_taken():
     assert len(plan.errors) == 1 and plan.errors[0].startswith("edge a → b")
 
 
-def test_expression_scope_shows_only_finished_nodes_and_outputs_of_succeeded_ones():
+def test_expression_scope_shows_only_nodes_that_ran_and_outputs_of_succeeded_ones():
     scope = expression_scope({"k": 1}, done(a=ok({"x": 1}), b="failed", c="running",
                                             d="skipped"))
     assert scope == {"input": {"k": 1},
                      "nodes": {"a": {"status": "succeeded", "output": {"x": 1}},
-                               "b": {"status": "failed"}, "d": {"status": "skipped"}}}
+                               "b": {"status": "failed"}}}
+
+
+def test_a_node_cancelled_before_it_started_did_not_run():
+    state = {"a": NodeState("cancelled", None, ran=False), "b": NodeState("cancelled")}
+    assert expression_scope({}, state)["nodes"] == {"b": {"status": "cancelled"}}
+
+
+@pytest.mark.parametrize("status", ["skipped", "ready", "running", "waiting", None])
+def test_has_is_false_for_a_node_that_did_not_run(status):
+    graph = build(["a", "x", "join"], [("a", "x"), ("a", "join"), ("x", "join")],
+                  output={"x_ran": "has(nodes.x)",
+                          "x_output": "has(nodes.x) && has(nodes.x.output)"})
+    state = done(a=ok(), join=ok())
+    if status:
+        state["x"] = NodeState(status)
+    assert execution_output(graph, state, {}) == {"x_ran": False, "x_output": False}
+
+
+def test_has_is_true_for_a_node_that_ran_and_has_output_only_if_it_succeeded():
+    graph = build(["a", "x"], [("a", "x")],
+                  output={"x_ran": "has(nodes.x)",
+                          "x_output": "has(nodes.x) && has(nodes.x.output)"})
+    assert execution_output(graph, done(a=ok(), x=ok()), {}) == {
+        "x_ran": True, "x_output": True}
+    assert execution_output(graph, done(a=ok(), x="failed"), {}) == {
+        "x_ran": True, "x_output": False}
 
 
 # --- fallback links -----------------------------------------------------------------------
@@ -215,15 +241,32 @@ def with_fallback() -> Graph:
                  [("a", "b"), ("b", "end"), ("rescue", "end")])
 
 
-def test_fallback_runs_only_when_its_source_failed_and_normal_successors_are_skipped():
+def test_fallback_runs_when_its_source_failed_and_takes_over_its_outgoing_edges():
     graph = with_fallback()
     assert graph.entry_nodes == ("a",)
 
     plan = advance(graph, done(a="failed"), {}, ["a"])
     assert plan.ready == ["rescue"]
-    assert plan.skipped == ["b"]
-    after = advance(graph, done(a="failed", b="skipped", rescue=ok()), {}, ["rescue"])
-    assert after.ready == ["end"]
+    assert plan.skipped == []  # b waits for the fallback
+    after = advance(graph, done(a="failed", rescue=ok()), {}, ["rescue"])
+    assert after.ready == ["b"]  # end still waits for b
+    assert advance(graph, done(a="failed", rescue=ok(), b=ok()), {}, ["b"]).ready == ["end"]
+
+
+def test_successors_are_skipped_when_the_fallback_fails_too():
+    graph = with_fallback()
+    plan = advance(graph, done(a="failed", rescue="failed"), {}, ["rescue"])
+    assert plan.ready == [] and plan.skipped == ["b", "end"]
+
+
+def test_a_chain_of_fallbacks_hands_the_edges_down_to_the_one_that_ran():
+    graph = build([{"id": "a", "fallback": "f1"}, {"id": "f1", "fallback": "f2"}, "f2", "b"],
+                  [("a", "b", "input.go")])
+    state = done(a="failed", f1="failed")
+    assert advance(graph, state, {"go": True}, ["f1"]).ready == ["f2"]
+    state["f2"] = NodeState(*ok())
+    assert advance(graph, state, {"go": True}, ["f2"]).ready == ["b"]
+    assert advance(graph, state, {"go": False}, ["f2"]).skipped == ["b"]  # `when` still holds
 
 
 def test_fallback_is_skipped_when_its_source_succeeds():

@@ -200,3 +200,12 @@ def test_a_queue_takes_at_most_its_worker_share_of_a_workers_slots():
 
     assert peak[0] == 2  # half of 4 slots, though 4 were free
     assert all(Execution.objects.get(pk=e.pk).status == "succeeded" for e in started)
+
+
+def test_every_queue_gives_nodes_a_default_timeout_well_below_django_q2s():
+    q2_timeout = settings.Q_CLUSTER["timeout"]
+    for name, policy in settings.BRAID_QUEUES.items():
+        start_execution(StartRequest(definition=ECHO, queue=name))
+        (claim,) = protocol.claim("w", 10, 30).claims
+        assert claim.timeout_s == policy["timeout_s"]
+        assert claim.timeout_s <= q2_timeout / 2, name

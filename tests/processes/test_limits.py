@@ -9,6 +9,7 @@ from django.db import connection
 
 from apps.engine.models import ConcurrencyLimit, Execution, NodeRun
 from apps.engine.start import StartRequest, start_many
+from apps.engine.statuses import ACTIVE_EXECUTION
 from apps.workflows.services import publish_version
 from tests.processes.harness import unavailable_reason
 from tests.processes.test_cluster import wait_until
@@ -16,7 +17,6 @@ from tests.processes.test_cluster import wait_until
 pytestmark = [pytest.mark.processes,
               pytest.mark.skipif(bool(unavailable_reason()), reason=unavailable_reason() or "")]
 
-ACTIVE = ["pending", "running", "waiting", "compensating"]
 GLOBAL, PER_CUSTOMER = 3, 1
 def nap(seconds):
     return {"name": "nap", "nodes": [{"id": "nap", "type": "python", "config": {
@@ -36,7 +36,7 @@ class Sampler(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                keys = Counter(Execution.objects.filter(admitted=True, status__in=ACTIVE)
+                keys = Counter(Execution.objects.filter(admitted=True, status__in=ACTIVE_EXECUTION)
                                .values_list("limit_key", flat=True))
                 self.max_total = max(self.max_total, sum(keys.values()))
                 for key, n in keys.items():
@@ -78,7 +78,7 @@ def test_limits_hold_under_load_and_a_killed_worker_leaks_no_slot(cluster):
     assert max(sampler.max_per_key.values()) == PER_CUSTOMER
     lost = NodeRun.objects.get(pk=running.pk)
     assert lost.status == "failed" and "lease expired" in lost.error_message, cluster.logs()
-    assert not Execution.objects.filter(admitted=True, status__in=ACTIVE).exists()
+    assert not Execution.objects.filter(admitted=True, status__in=ACTIVE_EXECUTION).exists()
 
 
 def test_a_pool_of_two_never_has_three_holders_across_two_clusters(cluster):

@@ -81,6 +81,30 @@ def test_the_form_reports_each_problem(admin_client, publish):
     assert created.next_run_at > timezone.now() and created.next_run_at.hour == 3
 
 
+FORM = {"name": "f", "cron": "0 3 * * *", "timezone": "UTC", "input": "{}", "priority": 5,
+        "queue": "scheduled", "enabled": "on", "overlap": "skip", "catch_up": "none",
+        "max_catch_up": 100, "grace_s": 60}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("cron", "0 0 30 2 *", "cron &#x27;0 0 30 2 *&#x27; never fires: no date matches it"),
+    ("queue", "nightly", "no queue &#x27;nightly&#x27;"),
+    ("input", "[" * 10_000 + "]" * 10_000, "JSON: nested more than 64 levels deep"),
+    ("input", '{"a": ', "JSON: invalid JSON at line 1, column 7"),
+])
+def test_the_form_refuses_bad_input_on_the_field(admin_client, publish, field, value,
+                                                 message):
+    definition = publish("quick", QUICK).definition
+    response = admin_client.post(url(Schedule, "add"),
+                                 {**FORM, "workflow": definition.pk, field: value})
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
 def _action(client, action, pks):
     return client.post(url(Schedule, "changelist"), {
         "action": action, helpers.ACTION_CHECKBOX_NAME: [str(pk) for pk in pks]}, follow=True)

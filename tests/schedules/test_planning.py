@@ -47,6 +47,18 @@ def test_invalid_crons(expr):
         planning.normalize_cron(expr)
 
 
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4 *", "* * 31 2,4,6,9,11 *"])
+def test_impossible_cron_dates_never_fire_and_are_refused(expr):
+    with pytest.raises(PlanningError, match="never fires: no date matches it"):
+        planning.normalize_cron(expr)
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 1"])
+def test_rare_but_possible_cron_dates_are_accepted(expr):
+    # 29 February comes every four years; "30 Feb or a Monday" is any Monday.
+    assert planning.normalize_cron(expr) == expr
+
+
 def test_time_zones():
     assert planning.zone("Europe/Paris").key == "Europe/Paris"
     for bad in ("Mars/Olympus", "", " UTC", "../etc/passwd"):

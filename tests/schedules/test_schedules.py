@@ -89,6 +89,24 @@ def test_create_schedule_lists_every_problem(publish):
     assert ok.pk
 
 
+def test_an_impossible_cron_date_is_refused_when_the_schedule_is_saved(quick):
+    with pytest.raises(InputInvalid) as info:
+        services.create_schedule("quick", "0 0 30 2 *")
+    assert info.value.problems == [{"where": "cron", "node": None, "message":
+                                    "cron '0 0 30 2 *' never fires: no date matches it "
+                                    "(such as 30 February or 31 April)"}]
+    assert not Schedule.objects.exists()
+
+
+def test_a_schedule_naming_an_unknown_queue_is_refused(quick):
+    with pytest.raises(InputInvalid) as info:
+        services.create_schedule("quick", EVERY_MINUTE, queue="nightly")
+    (problem,) = info.value.problems
+    assert problem["where"] == "queue"
+    assert problem["message"].startswith("no queue 'nightly' (queues: realtime, default")
+    assert not Schedule.objects.exists()
+
+
 def test_unknown_workflow(db):
     from apps.engine.errors import NotFound
 

@@ -413,8 +413,46 @@ def test_too_many_nodes_is_reported():
                       [edge("n0", "n1"), edge("n1", "n2"), edge("n2", "n3")])
     problem = only_problem(definition, Limits(max_nodes=3))
 
-    assert (problem.where, problem.message) == ("nodes", "has 4 nodes, more than 3")
+    assert (problem.where, problem.message) == (
+        "nodes", "has 4 nodes, more than the limit of 3 (BRAID_MAX_NODES)")
     assert parse(definition, Limits(max_nodes=4))
+
+
+def test_a_definition_of_3000_nodes_stops_at_max_nodes_with_one_problem():
+    # Every node is also wrong in other ways; past MAX_NODES none of that is listed.
+    definition = spec([node(f"n{i}", "no-such-type", bogus=1) for i in range(3000)],
+                      [edge(f"n{i}", f"n{i + 1}") for i in range(2999)])
+    problem = only_problem(definition, deployment_limits())
+
+    assert problem.where == "nodes"
+    assert problem.message.startswith("has 3000 nodes, more than the limit of 500")
+
+
+def test_a_graph_of_thousands_of_nodes_is_indexed_in_one_pass():
+    # Linear, not one scan of every edge per node: 3,000 nodes parse (measured ≈ 0.1 s).
+    definition = spec([node(f"n{i}") for i in range(3000)],
+                      [edge(f"n{i}", f"n{i + 1}") for i in range(2999)])
+    graph = parse(definition, Limits(max_nodes=3000, max_bytes=10**7))
+
+    assert graph.entry_nodes == ("n0",) and graph.sinks == ("n2999",)
+    assert [e.target for e in graph.outgoing("n1500")] == ["n1501"]
+    assert [e.source for e in graph.incoming("n1500")] == ["n1499"]
+
+
+@pytest.mark.parametrize("where", ["config", "input_schema", "top"])
+def test_a_definition_nested_10000_deep_is_refused_without_recursion_error(where):
+    deep: list = []
+    for _ in range(10_000):
+        deep = [deep]
+    definition = spec([node("a", config={"output": deep} if where == "config" else {})])
+    if where == "input_schema":
+        definition["input_schema"] = {"type": "object", "default": deep}
+    elif where == "top":
+        definition["tags"] = deep
+    problem = only_problem(definition)
+
+    assert (problem.where, problem.message) == ("definition",
+                                                "is nested more than 64 levels deep")
 
 
 @pytest.mark.parametrize("nodes", [None, [], {"a": {"type": "noop"}}])

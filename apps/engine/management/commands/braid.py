@@ -21,24 +21,24 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
+from apps.engine import cli_rollout
+from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.engine.supervisor import Child, Supervisor, check_port_free
+from apps.nodes import payloads
 from apps.workflows.errors import BraidError
 
 DEFAULT_TTY_WAIT_S = 60.0
 POLL_S = 0.1
 STOP_GRACE_S = 30.0
-FAILED = {"failed", "cancelled", "compensated"}
-SUCCEEDED = {"succeeded", "skipped"}
 
 
 # --- small helpers -------------------------------------------------------------------
 
 def parse_json(text: str, source: str):
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                           f"{exc.msg}") from None
+        return payloads.loads(text, source)
+    except payloads.PayloadError as exc:
+        raise CommandError(str(exc), returncode=1) from None
 
 
 def load_json_file(path: str):
@@ -163,10 +163,13 @@ class Command(BaseCommand):
         p.add_argument("--port", type=int, default=8000)
         p.add_argument("--workers", type=int, metavar="N",
                        help="qcluster worker processes (default: BRAID_WORKERS)")
+        cli_rollout.add_parsers(sub)
 
     def handle(self, *args, **options):
         name = options["subcommand"]
         try:
+            if name in cli_rollout.COMMANDS:
+                return cli_rollout.run(self, name, options)
             return getattr(self, f"cmd_{name}")(**options)
         except BraidError as exc:
             for problem in exc.problems:
@@ -311,9 +314,9 @@ class Command(BaseCommand):
             self.stdout.write(f"error: {error_line(detail['error'])}")
 
     def _exit_for(self, status: str, execution_id: str, wait: float) -> None:
-        if status in SUCCEEDED:
+        if status in SUCCESSFUL_EXECUTION:
             return
-        if status in FAILED:
+        if status in UNSUCCESSFUL_EXECUTION:
             raise CommandError(f"execution {execution_id} {status}", returncode=1)
         raise CommandError(f"execution {execution_id} is still {status} after {wait:g} s; "
                            f"follow it with: manage.py braid status {execution_id}",
@@ -414,6 +417,12 @@ class Command(BaseCommand):
     # --- demo --------------------------------------------------------------------------
 
     def cmd_demo(self, examples, **_):
+        if not settings.DEBUG:
+            # It makes `admin` a superuser with a known password: on a real
+            # database that is a way in for anyone who reads the docs.
+            raise CommandError("braid demo refuses to run with DEBUG off: it resets the "
+                               "`admin` superuser's password. It is for a development "
+                               "machine (DEBUG=1).", returncode=1)
         from django.contrib.auth import get_user_model
 
         from apps.workflows.models import WorkflowVersion

@@ -1,0 +1,162 @@
+"""Braid's counters and histograms, summed across every process on every host.
+
+Each process counts what its committed batches did (an after-commit
+subscriber, so rolled-back work never counts) in memory, and a thread of its
+own adds the deltas to MetricCounter rows every FLUSH_S, one upsert per series. Workers
+serve no /metrics of their own; the web process reads the sums. A process
+killed before it flushes loses at most FLUSH_S of counts — metrics, not records.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import Counter
+
+from django.db import connection
+
+from apps.engine import hooks
+
+log = logging.getLogger(__name__)
+
+FLUSH_S = 5.0
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    60.0, 300.0, float("inf"))
+FINISHED = {"succeeded", "failed", "cancelled", "compensated", "skipped"}
+NODE_OUTCOMES = {"succeeded", "failed", "skipped", "cancelled"}
+
+_pending: Counter = Counter()
+_lock = threading.Lock()
+_names: dict[tuple[str, int], str] = {}  # (kind, id) -> slug / version number / node type
+
+
+def labels(**values) -> str:
+    """Canonical label text: sorted k=v pairs joined by commas."""
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+
+
+def _workflow(info: hooks.ExecutionInfo) -> tuple[str, str]:
+    key = ("version", info.version_id)
+    if key not in _names:
+        from apps.workflows.models import WorkflowVersion
+
+        slug, number = (WorkflowVersion.objects.filter(pk=info.version_id)
+                        .values_list("definition__slug", "number").first() or ("?", 0))
+        _names[key] = f"{slug}\x00{number}"
+    slug, number = _names[key].split("\x00")
+    return slug, number
+
+
+def _node_type(info: hooks.ExecutionInfo, node_id: str) -> str:
+    from apps.workflows.specs import graph_for
+
+    try:
+        return graph_for(info.version_id).nodes[node_id].type
+    except Exception:  # a version today's code cannot read: still count it
+        return "unknown"
+
+
+def observe(name: str, value: float, **label_values) -> None:
+    """Add one observation to histogram `name` (buckets, _sum, _count)."""
+    for bound in DURATION_BUCKETS:
+        if value <= bound:
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            _pending[(f"{name}_bucket", labels(le=le, **label_values))] += 1
+    _pending[(f"{name}_sum", labels(**label_values))] += value
+    _pending[(f"{name}_count", labels(**label_values))] += 1
+
+
+def count_batch(batch: hooks.CommittedBatch) -> None:
+    """The after-commit subscriber: count what this batch did, flush when due."""
+    with _lock:
+        for event in batch.events:
+            info = batch.executions.get(event.execution_id)
+            if info is not None:
+                _count_event(event, info)
+    _ensure_flusher()
+
+
+def _count_event(event: hooks.CommittedEvent, info: hooks.ExecutionInfo) -> None:
+    kind, _, what = event.type.partition(".")
+    if kind == "execution":
+        slug, number = _workflow(info)
+        if what == "created":
+            _pending[("braid_executions_started_total",
+                      labels(workflow=slug, version=number, queue=info.queue))] += 1
+        elif what in FINISHED:
+            _pending[("braid_executions_finished_total",
+                      labels(workflow=slug, version=number, status=what))] += 1
+        return
+    if kind not in ("node", "compensation"):
+        return
+    node_id = event.payload.get("node", "")
+    if what in NODE_OUTCOMES:
+        node_type = _node_type(info, node_id)
+        _pending[("braid_node_runs_total", labels(node_type=node_type, outcome=what))] += 1
+        if what == "succeeded" and event.payload.get("duration_ms") is not None:
+            observe("braid_node_duration_seconds", event.payload["duration_ms"] / 1000,
+                    node_type=node_type)
+        if what == "failed" and event.payload.get("lease_lost"):
+            _pending[("braid_lease_losses_total", labels(queue=info.queue))] += 1
+    elif what == "retrying":
+        _pending[("braid_node_retries_total",
+                  labels(node_type=_node_type(info, node_id)))] += 1
+    elif what == "started" and event.payload.get("waited_ms") is not None:
+        observe("braid_queue_wait_seconds", event.payload["waited_ms"] / 1000, queue=info.queue)
+
+
+UPSERT = ("INSERT INTO operations_metriccounter (name, labels, value) VALUES {rows} "
+          "ON CONFLICT (name, labels) DO UPDATE SET value = "
+          "operations_metriccounter.value + excluded.value")
+
+
+def flush(keep_on_error: bool = True) -> int:
+    """Add this process's pending deltas to the shared rows; returns series written."""
+    with _lock:
+        items = list(_pending.items())
+        _pending.clear()
+    if not items:
+        return 0
+    try:
+        for start in range(0, len(items), 200):
+            chunk = items[start:start + 200]
+            params = [v for (name, label_text), delta in chunk for v in (name, label_text, delta)]
+            with connection.cursor() as cursor:
+                cursor.execute(UPSERT.format(rows=", ".join(["(%s, %s, %s)"] * len(chunk))),
+                               params)
+    except Exception:  # the database is away: keep the counts for the next flush
+        if not keep_on_error:
+            return 0  # exiting: nobody is left to log to or flush later
+        log.warning("metric counters not flushed; keeping them for later", exc_info=True)
+        with _lock:
+            for key, delta in items:
+                _pending[key] += delta
+        return 0
+    return len(items)
+
+
+_flusher_pid = 0
+
+
+def _flusher_loop() -> None:
+    from django.db import close_old_connections
+
+    while True:
+        time.sleep(FLUSH_S)
+        if _pending:
+            close_old_connections()
+            flush()
+
+
+def _ensure_flusher() -> None:
+    """One flushing thread per process (started after a fork, in the child that counts)."""
+    global _flusher_pid
+    if _flusher_pid != os.getpid():
+        _flusher_pid = os.getpid()
+        threading.Thread(target=_flusher_loop, name="braid-metrics", daemon=True).start()
+
+
+atexit.register(lambda: flush(keep_on_error=False) if _pending else None)
