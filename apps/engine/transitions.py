@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.engine import clock, hooks, limits, notify, planning
-from apps.engine.bulk import bulk_insert_values, bulk_update_values
+from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
 from apps.engine.ratelimits import rules_for
@@ -128,9 +128,9 @@ class Batch:
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
         execution.last_seq += 1
-        self.events.append(ExecutionEvent(execution_id=execution.id, seq=execution.last_seq,
-                                          type=type_, payload=payload or {},
-                                          created_at=self.now))
+        self.events.append(new_row(ExecutionEvent, execution_id=execution.id,
+                                   seq=execution.last_seq, type=type_, payload=payload or {},
+                                   created_at=self.now))
         self.executions[execution.id] = execution
 
     def touch(self, run: NodeRun) -> None:
@@ -142,7 +142,7 @@ class Batch:
                 compensation: bool = False, lease_losses: int = 0) -> NodeRun:
         execution = state.execution
         node = state.graph.nodes[node_id]
-        run = NodeRun(execution_id=execution.id, node_id=node_id, attempt=attempt,
+        run = new_row(NodeRun, execution_id=execution.id, node_id=node_id, attempt=attempt,
                       status=status, priority=execution.priority, queue=execution.queue,
                       queue_rank=queue_rank(execution.queue), pool=node.pool or "",
                       pool_slots=node.slots,
