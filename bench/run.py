@@ -609,8 +609,10 @@ def render_text(report: dict) -> str:
 
 def measure_references(label: str) -> dict:
     log(f"reference points ({label}): (a) psycopg SKIP LOCKED loop, (b) Python CPU loop")
-    return {"a_tx_per_s": reference.claim_loop(PG_HOST + PG_DB),
+    refs = {"a_tx_per_s": reference.claim_loop(PG_HOST + PG_DB),
             "b_ops_per_s": reference.cpu_loop()}
+    log(f"reference (a) {refs['a_tx_per_s']:.0f} tx/s, (b) {refs['b_ops_per_s']:.0f} ops/s")
+    return refs
 
 
 def main(argv=None) -> int:

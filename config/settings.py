@@ -141,6 +141,8 @@ BRAID = {
     "REAP_EVERY_S": env_float("BRAID_REAP_EVERY_S", 2.0, minimum=0.1),
     # READY work older than this with no wake-up queued gets a wake-up re-sent.
     "LOST_WAKEUP_S": env_float("BRAID_LOST_WAKEUP_S", 2.0, minimum=0.1),
+    # "Why is it not moving?" says no worker is running after this long unseen.
+    "WORKER_SILENT_S": env_float("BRAID_WORKER_SILENT_S", 60.0, minimum=1.0),
     # Limits on what users send.
     "MAX_DEFINITION_BYTES": env_int("BRAID_MAX_DEFINITION_BYTES", 256 * 1024),
     "MAX_NODES": env_int("BRAID_MAX_NODES", 500),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from apps.engine import clock, limits, maintenance, queues, ratelimits
+from apps.engine import clock, limits, maintenance, notify, queues, ratelimits
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -35,6 +35,14 @@ def run_until_done(execution_id, timeout: float = 10.0) -> Execution:
             return execution
         time.sleep(0.02)
     raise AssertionError(f"execution {execution_id} still {execution.status} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, plus: the notification listener holds a connection to the
+    test database, so it is closed before the test database is dropped."""
+    yield
+    notify.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,22 @@
-"""A fast bulk UPDATE: one `UPDATE … FROM (VALUES …)` statement.
+"""Fast bulk writes for the engine's group commits: one statement per table.
 
 Django's bulk_update builds a CASE WHEN per field and row; for the engine's
 group commits that cost more CPU than the database work itself (measured:
-most of a completion transaction). PostgreSQL and SQLite (3.33+) both accept
-`UPDATE t SET … FROM (VALUES …) AS v WHERE t.id = v.column1`.
+most of a completion transaction).
+
+- PostgreSQL: `INSERT … SELECT * FROM unnest(%b::type[], …)` and
+  `UPDATE … FROM unnest(…) AS v(…)`: one array per column, sent as binary
+  parameters with server-side binding. The SQL text is the same whatever the
+  number of rows, so psycopg parses it once; nothing is quoted or escaped in
+  Python (measured: a `VALUES (…), (…)` statement of 100 rows cost ~17 ms of
+  CPU in psycopg's client-side query parsing alone).
+- SQLite (3.33+): `UPDATE t SET … FROM (VALUES …) AS v WHERE t.id = v.column1`
+  and `INSERT … VALUES (…), (…)`; the sqlite3 module binds without parsing.
 """
 
-from django.db import connection
+from functools import lru_cache
+
+from django.db import connection, models
 
 # Bound parameters per statement: under PostgreSQL's 65,535 and SQLite's 32,766.
 MAX_PARAMS = 30_000
@@ -22,6 +32,8 @@ def _chunks(objs: list, per_row: int):
 def bulk_update_values(model, objs: list, fields: list[str]) -> int:
     if not objs:
         return 0
+    if connection.vendor == "postgresql":
+        return _pg_update(model, objs, tuple(fields))
     if len(objs) * (len(fields) + 1) > MAX_PARAMS:
         return sum(bulk_update_values(model, chunk, fields)
                    for chunk in _chunks(objs, len(fields) + 1))
@@ -59,6 +71,9 @@ def bulk_insert_values(model, objs: list) -> None:
     """
     if not objs:
         return
+    if connection.vendor == "postgresql":
+        _pg_insert(model, objs)
+        return
     if len(objs) > SMALL_BATCH:
         model.objects.bulk_create(objs)
         return
@@ -88,3 +103,80 @@ def bulk_insert_values(model, objs: list) -> None:
             cursor.execute(sql, params)
             for obj in objs:
                 obj._state.adding = False
+
+
+# --- PostgreSQL: one array per column ------------------------------------------------
+
+def _array_type(field) -> str:
+    return field.db_type(connection).split("(")[0].strip() + "[]"
+
+
+@lru_cache(maxsize=64)
+def _pg_insert_plan(model) -> tuple[str, list, bool]:
+    meta = model._meta
+    pk = meta.pk
+    auto_pk = pk.auto_created or getattr(pk, "db_returning", False)
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and auto_pk)]
+    qn = connection.ops.quote_name
+    sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+           f"SELECT * FROM unnest({', '.join(f'%b::{_array_type(f)}' for f in fields)})")
+    if auto_pk:
+        sql += f" RETURNING {qn(pk.column)}"
+    return sql, fields, auto_pk
+
+
+@lru_cache(maxsize=64)
+def _pg_update_plan(model, names: tuple[str, ...]) -> tuple[str, list]:
+    meta = model._meta
+    pk = meta.pk
+    columns = [meta.get_field(name) for name in names]
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    alias = ", ".join(["_pk", *(qn(f.column) for f in columns)])
+    arrays = ", ".join(f"%b::{_array_type(f)}" for f in [pk, *columns])
+    sql = (f"UPDATE {table} SET "
+           + ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in columns)
+           + f" FROM unnest({arrays}) AS v({alias}) WHERE {table}.{qn(pk.column)} = v._pk")
+    return sql, [pk, *columns]
+
+
+def _column(field, objs: list, *, add: bool) -> list:
+    """One column's values, ready for psycopg (JSON wrapped as jsonb, NULL kept)."""
+    if add and (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)):
+        values = [field.pre_save(obj, True) for obj in objs]  # as Django's own insert does
+    else:
+        values = [getattr(obj, field.attname) for obj in objs]
+    if isinstance(field, models.JSONField):
+        return [None if v is None else field.get_db_prep_save(v, connection) for v in values]
+    return values
+
+
+def _pg_cursor():
+    """A server-side-binding cursor on Django's connection, through Django's wrapper
+    (error translation, execute wrappers), inside whatever transaction is open."""
+    import psycopg
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
+def _pg_insert(model, objs: list) -> None:
+    sql, fields, auto_pk = _pg_insert_plan(model)
+    params = [_column(f, objs, add=True) for f in fields]
+    with _pg_cursor() as cursor:
+        cursor.execute(sql, params)
+        if auto_pk:
+            for obj, (new_id,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = new_id
+                obj._state.adding = False
+        else:
+            for obj in objs:
+                obj._state.adding = False
+
+
+def _pg_update(model, objs: list, names: tuple[str, ...]) -> int:
+    sql, fields = _pg_update_plan(model, names)
+    params = [_column(f, objs, add=False) for f in fields]
+    with _pg_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -312,3 +312,23 @@ class ResourcePool(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.size} slots)"
+
+
+class WorkerHeartbeat(models.Model):
+    """When a worker process (or a ticker) was last seen: "why is it not moving?"
+    says so when none has been. One small row per process and role, written by
+    its drain loop or ticker at most every few seconds (`heartbeats.py`), with the
+    timed-out blocking handlers that still run on its abandoned threads."""
+
+    worker = models.CharField(max_length=64)  # host:pid
+    role = models.CharField(max_length=16)  # worker | ticker
+    seen_at = models.DateTimeField()
+    abandoned = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker", "role"],
+                                               name="workerheartbeat_unique")]
+        indexes = [models.Index(fields=["role", "-seen_at"], name="workerheartbeat_seen")]
+
+    def __str__(self):
+        return f"{self.role} {self.worker} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

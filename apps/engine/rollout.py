@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.engine.errors import InputInvalid
 from apps.engine.models import Execution
 from apps.engine.start import StartRequest, check_input, start_many
+from apps.engine.statuses import FAILED_EXECUTION, SUCCESSFUL_EXECUTION
 from apps.workflows import permissions, releases
 from apps.workflows.errors import BraidError
 from apps.workflows.health import Figures, p95
@@ -27,8 +28,8 @@ promote = releases.promote
 abort = releases.abort
 rollback = releases.rollback
 
-FAILURES = ("failed", "compensated")
-FINISHED = ("succeeded", "skipped", *FAILURES)  # cancelled says nothing about health
+FAILURES = FAILED_EXECUTION
+FINISHED = SUCCESSFUL_EXECUTION | FAILED_EXECUTION  # cancelled says nothing about health
 MAX_ROWS = 5000  # newest finished executions per version read for one figure
 
 
@@ -112,7 +113,9 @@ def release_state(slug: str, user=None) -> dict:
                                            created_at__gte=release.created_at)
         if release.strategy == Strategy.CANARY:
             started = started.filter(route=route)
-        state["versions"].append({"version": version.number, "role": route,
+        role = route if release.strategy == Strategy.CANARY else (
+            "previous" if route == STABLE else "deployed")
+        state["versions"].append({"version": version.number, "role": role,
                                   "started": started.count(), **figs.as_dict()})
     if release.smoke_execution_ids:
         state["smoke"] = [

@@ -72,7 +72,6 @@ class Runner:
         # Timed-out blocking handlers still running: run id → flight. They no
         # longer hold a slot; diagnostics show them until they return.
         self.abandoned: dict[int, InFlight] = {}
-        self.on_abandoned_return = None  # set by the heartbeat module
 
     @staticmethod
     def busy(inflight) -> Counter:
@@ -152,10 +151,8 @@ class Runner:
             close_old_connections()  # user functions may use the ORM on this thread
         if flight.abandoned_at is None:
             self.done.put((flight, result))
-            return
-        self.abandoned.pop(flight.claim.run_id, None)
-        if self.on_abandoned_return is not None:
-            self.on_abandoned_return()
+        else:  # its result was given up on at the timeout
+            self.abandoned.pop(flight.claim.run_id, None)
 
     async def _call_async(self, node_type, flight: InFlight) -> Result:
         flight.begin()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from apps.engine.diagnosis import why_execution
-from apps.engine.errors import NotFound
+from apps.engine.errors import InputInvalid, NotFound
 from apps.engine.models import Execution, NodeRun
 
 NODE_RUN_FIELDS = ("id", "node_id", "attempt", "status", "compensation", "output",
@@ -34,6 +34,34 @@ def get_execution(execution_id) -> Execution:
     if execution is None:
         raise NotFound(f"no execution {pk}")
     return execution
+
+
+HEX = frozenset("0123456789abcdef")
+
+
+def execution_id_from_prefix(text: str) -> uuid.UUID:
+    """The one execution whose id starts with `text` (dashes optional), for people
+    typing ids; NotFound if none does, InputInvalid if several do.
+
+    A prefix is a range of ids, so the primary key's index answers it on
+    PostgreSQL (uuid) and SQLite (32 hex characters) alike.
+    """
+    digits = (text or "").strip().lower().replace("-", "")
+    if not digits or len(digits) > 32 or not set(digits) <= HEX:
+        raise NotFound(f"no execution {text!r} (an id or the start of one: hexadecimal "
+                       "digits, dashes optional)")
+    if len(digits) == 32:
+        return uuid.UUID(digits)
+    low, high = uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+    found = list(Execution.objects.filter(pk__gte=low, pk__lte=high).order_by("pk")
+                 .values_list("pk", flat=True)[:3])
+    if not found:
+        raise NotFound(f"no execution id starts with {text!r}")
+    if len(found) > 1:
+        shown = ", ".join(str(pk) for pk in found[:2]) + (", …" if len(found) > 2 else "")
+        raise InputInvalid(f"{text!r} is the start of more than one execution id ({shown}); "
+                           "give more of it")
+    return found[0]
 
 
 def node_run_dicts(execution_id) -> list[dict]:

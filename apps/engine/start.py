@@ -15,7 +15,7 @@ import jsonschema
 from django.conf import settings
 from django.db import IntegrityError
 
-from apps.engine import limits
+from apps.engine import limits, notify
 from apps.engine.errors import InputInvalid, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
@@ -235,25 +235,24 @@ def _limit_key(execution: Execution) -> str:
 
 
 def wait_for(execution_id, timeout_s: float) -> Execution:
-    """Poll until the execution is finished or `timeout_s` passed; return it either way.
+    """Wait until the execution is finished or `timeout_s` passed; return it either way.
 
-    Polls every 1 ms for the first 50 ms (a short flow's result is seen at
-    once), then backs off to 50 ms: one primary-key read each time.
+    The wait is pushed, not polled (`notify.watch`): on PostgreSQL it sleeps until
+    the finishing commit's notification, re-reading the row at least every
+    `notify.RECHECK_S` in case a notification was lost; on SQLite it reads one
+    row by primary key every few milliseconds.
     """
-    started = time.monotonic()
-    end = started + timeout_s
-    pause = 0.001
-    while True:
-        status = Execution.objects.filter(pk=execution_id).values_list(
-            "status", flat=True).first()
-        if status is None:
-            raise NotFound(f"no execution {execution_id}")
-        now = time.monotonic()
-        if status in TERMINAL_EXECUTION or now >= end:
-            return Execution.objects.get(pk=execution_id)
-        time.sleep(min(pause, max(0.0, end - now)))
-        if now - started > 0.05:
-            pause = min(pause * 1.5, 0.05)
+    end = time.monotonic() + timeout_s
+    with notify.watch(execution_id) as watch:
+        while True:
+            status = Execution.objects.filter(pk=execution_id).values_list(
+                "status", flat=True).first()
+            if status is None:
+                raise NotFound(f"no execution {execution_id}")
+            left = end - time.monotonic()
+            if status in TERMINAL_EXECUTION or left <= 0:
+                return Execution.objects.get(pk=execution_id)
+            watch.wait(min(left, notify.RECHECK_S))
 
 
 def run(request: StartRequest, wait: float | None = None) -> Execution:

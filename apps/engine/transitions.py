@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.engine import clock, hooks, limits, planning
+from apps.engine import clock, hooks, limits, notify, planning
 from apps.engine.bulk import bulk_insert_values, bulk_update_values
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -118,6 +118,7 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -193,6 +194,8 @@ class Batch:
             for execution in self.executions.values():
                 execution.updated_at = self.now
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
+        if self.finished:
+            notify.notify_done(self.finished)
         if self.events and hooks.has_subscribers():
             transaction.on_commit(self._committed(new_executions))
         if self.freed_slots:
@@ -274,10 +277,17 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
              duration_ms: float | None = None) -> bool:
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
+    log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300])
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
+    if state.execution.status == "compensating" and not run.compensation and not lost_lease:
+        # A step that was left to settle failed: it did nothing to undo, and the
+        # execution is being undone, so it is not retried. A lost worker, though,
+        # says nothing of the outcome: that step is re-run (same idempotency key).
+        return True
     if lost_lease:
         # A killed worker is not the node's fault: it gets LEASE_LOSS_LIMIT more tries
         # whatever its retry policy, so a crash never fails an execution on its own.
@@ -384,6 +394,7 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
     if error is not None:
         execution.error = error
     execution.finished_at = batch.now
+    batch.finished.append(execution.id)
     update_progress(batch, state)
     execution.current_nodes = []
     payload = {"status": status}
@@ -397,42 +408,72 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
 
 
 def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
-    """Step 5's end: compensate completed steps in reverse order, else fail."""
+    """Step 5's end: undo completed steps in reverse order of completion, else fail.
+
+    1. Runs that have not started, or have nothing to undo, are cancelled.
+    2. A running step that has a compensating node may be halfway through its
+       side effect (a card being charged in a parallel branch): it is left to
+       *settle* — finish, fail, or be re-run after losing its worker — before
+       anything is undone, so that its outcome, not a guess, decides.
+    3. Then the compensating nodes of the completed steps run one at a time,
+       last completed first; none left to run means the execution failed.
+    """
     execution = state.execution
-    cancel_active(batch, state, "execution failed: " + (error.get("message") or "")[:200])
     execution.error = error
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    if not order:
+    settling = [r for r in state.latest.values()
+                if r.status == "running" and state.graph.nodes[r.node_id].compensate]
+    reason = "execution failed: " + (error.get("message") or "")[:200]
+    for run in state.active_runs():
+        if run not in settling:
+            finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+                       retryable=False)
+    order = _compensation_order(state)
+    if not order and not settling:
         finish_execution(batch, state, "failed", error=error)
         return
     execution.status = "compensating"
-    batch.event(execution, "execution.compensating", {"error": error, "order": order})
-    batch.add_run(state, order[0], compensation=True)
-    update_progress(batch, state)
+    batch.event(execution, "execution.compensating", {
+        "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
+    _continue_compensation(batch, state, [])
+
+
+LEASE_EXPIRED = "lease expired"  # how the reaper's failures start
+
+
+def possibly_done(run: NodeRun) -> bool:
+    """A step that failed for good by losing its worker may have done its work."""
+    return run.status == "failed" and run.error_message.startswith(LEASE_EXPIRED)
+
+
+def _compensation_order(state: ExecutionState) -> list[str]:
+    done = sorted((r for r in state.latest.values()
+                   if r.status == "succeeded" or possibly_done(r)),
+                  key=lambda r: r.finished_seq or 0)
+    return planning.compensation_order(state.graph, [r.node_id for r in done])
 
 
 def _continue_compensation(batch: Batch, state: ExecutionState,
                            failed_for_good: list[NodeRun]) -> None:
+    """Run the next compensation once the steps still settling and the previous
+    compensation have finished. Each compensating node runs once (its own retry
+    policy and lease-loss re-runs aside: those repeat its idempotency key)."""
     comp_failed = [r for r in failed_for_good if r.compensation]
     if comp_failed:
         run = comp_failed[0]
         error = dict(state.execution.error or {})
         error["compensation"] = {"node": run.node_id, "class": run.error_class,
                                  "message": run.error_message}
+        cancel_active(batch, state, "compensation failed")
         finish_execution(batch, state, "failed", error=error)
         return
-    if any(r.status in ACTIVE_RUN for r in state.compensations.values()):
+    if state.active_runs():  # a step settling, or the previous compensation running
         update_progress(batch, state)
         return
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    remaining = [n for n in order if n not in state.compensations]
+    remaining = [n for n in _compensation_order(state) if n not in state.compensations]
     if remaining:
         batch.add_run(state, remaining[0], compensation=True)
         update_progress(batch, state)
-    else:
+    elif state.compensations:
         finish_execution(batch, state, "compensated")
-
+    else:  # the steps that were settling did nothing that needs undoing
+        finish_execution(batch, state, "failed")

@@ -40,14 +40,17 @@ def depth_over(value: Any, limit: int = MAX_DEPTH) -> bool:
 def check(value: Any, what: str, max_bytes: int | None = None,
           limit: int = MAX_DEPTH) -> int:
     """Raise PayloadError if `value` is too deep, not JSON or over `max_bytes`; its size."""
-    if depth_over(value, limit):
-        raise PayloadError(f"{what} is nested more than {limit} levels deep")
+    too_deep = PayloadError(f"{what} is nested more than {limit} levels deep")
     try:
         size = len(json.dumps(value, separators=(",", ":")))
+    except RecursionError:
+        raise too_deep from None
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} is not JSON: {exc}") from None
     if max_bytes is not None and size > max_bytes:
         raise PayloadError(f"{what} is {size} bytes, more than the limit of {max_bytes}")
+    if depth_over(value, limit):  # after the size: the walk is bounded by max_bytes
+        raise too_deep
     return size
 
 

@@ -15,6 +15,7 @@ from django.db.models import Count, Min, Q
 
 from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.statuses import DEADLINE_EXECUTION, FAILED_EXECUTION
 from apps.operations.models import Alert
 from apps.operations.monitor import latest_hosts
 from apps.operations.rules import Finding, RuleConfig, percentile, stuck_limit_s
@@ -98,7 +99,7 @@ def node_stuck(rule: RuleConfig, now: datetime) -> list[Finding]:
 def deadline_passed(rule: RuleConfig, now: datetime) -> list[Finding]:
     """Unfinished executions past their deadline (the reaper should have timed them out)."""
     rows = (Execution.objects.filter(deadline__lt=now,
-                                     status__in=["pending", "running", "waiting"])
+                                     status__in=DEADLINE_EXECUTION)
             .values_list("id", "definition_id", "definition__slug", "deadline")[:100])
     return [Finding(key=str(pk), subject_kind="execution", subject_id=str(pk),
                     title=f"{slug}: execution {str(pk)[:8]} is past its deadline",
@@ -177,7 +178,7 @@ def failure_rate(rule: RuleConfig, now: datetime) -> list[Finding]:
                                      finished_at__gte=window)
             .values("definition_id", "definition__slug")
             .annotate(total=Count("id"),
-                      failed=Count("id", filter=Q(status__in=["failed", "compensated"])))
+                      failed=Count("id", filter=Q(status__in=FAILED_EXECUTION)))
             .order_by())
     findings = []
     for row in rows:

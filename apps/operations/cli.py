@@ -1,0 +1,116 @@
+"""`manage.py braid` subcommands of the operations floor: diagnose, workers, alerts, prune."""
+
+from __future__ import annotations
+
+import json
+
+from django.utils import timezone
+
+from apps.operations import evaluator, monitor, retention
+from apps.operations.diagnose import diagnose
+from apps.operations.models import Alert
+
+COMMANDS = ("diagnose", "workers", "alerts", "prune")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("diagnose", help="why an execution is stuck or failed, and what to do")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--json", dest="as_json", action="store_true")
+
+    p = sub.add_parser("workers", help="live worker hosts: load and last heartbeat")
+    p.add_argument("--json", dest="as_json", action="store_true")
+
+    p = sub.add_parser("alerts", help="the unresolved alerts (evaluates the rules first)")
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--no-evaluate", action="store_true", help="list without evaluating first")
+
+    p = sub.add_parser("prune", help="delete finished executions past their queue's retention")
+    p.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    p.add_argument("--batch", type=int, default=retention.BATCH, metavar="N",
+                   help=f"executions per transaction (default {retention.BATCH})")
+
+
+def run(command, name: str, options: dict):
+    return {"diagnose": _diagnose, "workers": _workers, "alerts": _alerts,
+            "prune": _prune}[name](command, options)
+
+
+def _print_json(command, data) -> None:
+    command.stdout.write(json.dumps(data, indent=2, default=str))
+
+
+def _diagnose(command, options) -> None:
+    report = diagnose(options["execution_id"])
+    if options["as_json"]:
+        return _print_json(command, report)
+    out = command.stdout.write
+    out(f"execution {report['execution']}  {report['workflow']} v{report['version']}  "
+        f"{report['status']}")
+    if report["error"]:
+        out(f"error: {report['error'].get('message', report['error'])}")
+    for node in report["stuck_nodes"]:
+        out(f"STUCK  {node['node']} (attempt {node['attempt']}) has run {node['ran_s']} s, "
+            f"expected at most {node['expected_s']} s, on {node['worker']}")
+    for reason in report["why"]:
+        out(f"why    {reason['node']}: {reason['message']}")
+    for error in report["node_errors"][:5]:
+        out(f"error  {error['node']}#{error['attempt']} [{error['error_class']}] "
+            f"{error['message'][:200]}")
+    for worker in report["workers"]:
+        if worker.get("sampled"):
+            out(f"worker {worker['worker']}: host CPU {worker['cpu_percent']:.0f} %, "
+                f"memory {worker['memory_percent']:.0f} %")
+    if report["suggestions"]:
+        out("suggestions:")
+        for advice in report["suggestions"]:
+            out(f"  - {advice}")
+
+
+def _workers(command, options) -> None:
+    hosts = monitor.latest_hosts()
+    rows = [{"host": s.host, "last_seen": s.at.isoformat(),
+             "age_s": round((timezone.now() - s.at).total_seconds(), 1),
+             "cpu_percent": s.cpu_percent, "memory_percent": s.memory_percent,
+             "load_1m": s.load_1m, "processes": len(s.processes),
+             "db_connections": s.db_connections} for s in hosts]
+    if options["as_json"]:
+        return _print_json(command, rows)
+    if not rows:
+        command.stdout.write("no worker host seen in the last 2 minutes "
+                             "(is `braid worker` or `braid ticker` running?)")
+        return
+    for row in rows:
+        command.stdout.write(
+            f"{row['host']:<24} seen {row['age_s']:>5.1f} s ago  CPU {row['cpu_percent']:>5.1f} %"
+            f"  memory {row['memory_percent']:>5.1f} %  {row['processes']} processes")
+
+
+def _alerts(command, options) -> None:
+    if not options["no_evaluate"]:
+        evaluator.evaluate()
+    alerts = list(Alert.objects.exclude(state="resolved").order_by("-last_seen")[:100])
+    if options["as_json"]:
+        return _print_json(command, [{"id": a.pk, "rule": a.rule, "severity": a.severity,
+                                      "state": a.state, "title": a.title,
+                                      "occurrences": a.occurrences, "details": a.details}
+                                     for a in alerts])
+    if not alerts:
+        command.stdout.write("no open alerts")
+    for alert in alerts:
+        command.stdout.write(f"#{alert.pk} [{alert.severity}] {alert.state:<12} {alert.title} "
+                             f"(×{alert.occurrences})")
+
+
+def _prune(command, options) -> None:
+    if options["dry_run"]:
+        counts = retention.plan()
+        for queue, count in counts.items():
+            command.stdout.write(f"{queue}: {count} finished execution(s) past retention")
+        command.stdout.write(f"dry run: {sum(counts.values())} would be deleted")
+        return
+    report = retention.prune(batch=max(1, options["batch"]))
+    command.stdout.write(
+        f"deleted {report['executions']} execution(s) ({report['rows']} rows) in "
+        f"{report['batches']} batch(es); longest batch {report['longest_batch_ms']} ms; "
+        f"{report['host_samples']} host sample(s), {report['notifications']} notification(s)")
