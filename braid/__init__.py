@@ -1,1 +1,1 @@
-"""Braid's Python client side (`braid.stream` follows executions live)."""
+"""Braid's Python client package (`braid.client`)."""

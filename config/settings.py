@@ -219,7 +219,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            # channels-redis blocks 5 s in BZPOPMIN waiting for messages; redis-py 8's
+            # default 5 s socket timeout would cut idle followers off mid-wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "capacity": 1000},
         }
     }
     CACHES = {
