@@ -22,6 +22,8 @@ from __future__ import annotations
 VIEWER = frozenset({
     "workflows.view_workflowdefinition",
     "workflows.view_workflowversion",
+    "workflows.view_release",
+    "workflows.view_releaseevent",
     "engine.view_execution",
     "engine.view_noderun",
     "engine.view_executionevent",
@@ -42,12 +44,14 @@ DECIDE_APPROVAL = "engine.decide_approval"
 PAUSE_QUEUE = "engine.pause_queue"
 
 OPERATOR = VIEWER | {START_EXECUTION, CANCEL_EXECUTION, RETRY_EXECUTION, DECIDE_APPROVAL,
-                     PAUSE_QUEUE}
+                     PAUSE_QUEUE,
+                     "workflows.rollback_release"}  # abort a release, roll back
 
 OWNER = OPERATOR | {
     # Definitions: edit name, description, owner; publish a new version.
     "workflows.change_workflowdefinition",
     "workflows.add_workflowversion",
+    "workflows.deploy_release",  # deploy and promote releases
     # Schedules and the windows that hold them.
     "schedules.add_schedule", "schedules.change_schedule", "schedules.delete_schedule",
     "schedules.add_maintenancewindow", "schedules.change_maintenancewindow",
