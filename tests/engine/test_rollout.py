@@ -264,3 +264,4 @@ def test_a_bad_deploy_says_what_is_wrong(orders, options, where):
     assert any(p["where"].startswith(where) for p in info.value.problems) or \
         where in info.value.message
     assert not Release.objects.filter(state__in=("smoke", "canary")).exists()
+
