@@ -228,6 +228,32 @@ def db_connections(rule: RuleConfig, now: datetime) -> list[Finding]:
     return []
 
 
+def release_stopped(rule: RuleConfig, now: datetime) -> list[Finding]:
+    """Per workflow: critical release-log entries (a blue-green smoke run failed, the
+    judge rolled a canary back) since an operator last resolved this workflow's alert."""
+    from apps.workflows.models import ReleaseEvent
+
+    since = now - timedelta(seconds=rule.get("window_s", 86400))
+    rows = (ReleaseEvent.objects.filter(severity="critical", created_at__gte=since)
+            .order_by("-created_at")
+            .values_list("definition_id", "definition__slug", "kind", "reason", "created_at")
+            [:500])
+    by_workflow: dict[int, list] = {}
+    for definition_id, slug, kind, reason, created_at in rows:
+        last_resolved = _last_resolved(rule.name, definition_id)
+        if last_resolved and created_at <= last_resolved:
+            continue
+        by_workflow.setdefault(definition_id, []).append((slug, kind, reason))
+    return [Finding(key=str(definition_id), subject_kind="workflow", subject_id=items[0][0],
+                    workflow_id=definition_id,
+                    title=f"release of {items[0][0]} stopped: {items[0][2]}"[:250],
+                    details={"count": len(items), "latest": items[0][1],
+                             "reasons": [i[2] for i in items[:MAX_LISTED]],
+                             "action": "open the workflow's Releases page: read the figures "
+                                       "in the release log, fix, deploy again"})
+            for definition_id, items in by_workflow.items()]
+
+
 CHECKS = {
     "execution_failed": execution_failed,
     "node_stuck": node_stuck,
@@ -238,4 +264,5 @@ CHECKS = {
     "host_cpu": host_cpu,
     "host_memory": host_memory,
     "db_connections": db_connections,
+    "release_stopped": release_stopped,
 }
