@@ -125,15 +125,17 @@ BRAID = {
     "WORKERS": env_int("BRAID_WORKERS", 2, minimum=1),
     # Node runs one worker claims at a time (group commit is the lever).
     "CLAIM_BATCH": env_int("BRAID_CLAIM_BATCH", 32, minimum=1),
-    # Node runs one worker may have in flight at once (async I/O runs concurrently).
-    "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 64, minimum=1),
+    # Node runs one worker may have in flight at once (async I/O runs concurrently;
+    # threads, processes and event-loop places are bounded per kind below).
+    "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 256, minimum=1),
     # Threads for blocking (sync) handlers inside one worker, and processes for
     # CPU-bound `python` nodes that ask for them ("mode": "process"); both default
     # from the CPUs the container really has (affinity and cgroup quota).
     "THREADS": env_int("BRAID_THREADS", min(32, 4 * _CPUS), minimum=1),
     "PROCESSES": env_int("BRAID_PROCESSES", _CPUS, minimum=1),
-    # Async (event-loop) handlers one worker runs at once.
-    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 64, minimum=1),
+    # Async (event-loop) handlers one worker runs at once: waiting on I/O costs a
+    # coroutine, so hundreds fit (W5: 500 requests to a 100 ms server).
+    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 256, minimum=1),
     # A claimed node run belongs to its worker for this long without a heartbeat.
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.
@@ -223,7 +225,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            # channels-redis blocks 5 s in BZPOPMIN waiting for messages; redis-py 8's
+            # default 5 s socket timeout would cut idle followers off mid-wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "capacity": 1000},
         }
     }
     CACHES = {

@@ -22,7 +22,7 @@ class Result:
     run_id: int
     lease_token: int
     execution_id: str
-    outcome: str  # succeeded | failed | parked
+    outcome: str  # succeeded | failed | parked | skipped (a gate found no link taken)
     output: object = None
     error_class: str = ""
     message: str = ""

@@ -50,6 +50,9 @@ class Execution(models.Model):
     # How the version was chosen: "stable" or "candidate" by the workflow's release,
     # "pinned" when started by version id (the release was bypassed), "" inline.
     route = models.CharField(max_length=10, blank=True)
+    # Paused by an operator: its ready work is held (WAITING for "paused") until
+    # unpaused; what already runs finishes.
+    paused = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +140,8 @@ class NodeRun(models.Model):
     # The seq of the event that finished it: the exact completion order within an
     # execution (compensation undoes steps in reverse of it), even within one commit.
     finished_seq = models.PositiveIntegerField(null=True, blank=True)
+    # An operator's retry may give this attempt its own input instead of the execution's.
+    input = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["execution", "id"]

@@ -20,7 +20,7 @@ from functools import wraps
 from django.db import OperationalError
 from django.db.models import Q
 
-from apps.engine import clock
+from apps.engine import clock, planning
 from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, needs_admission
@@ -270,6 +270,9 @@ def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for
         changed[eid].append(run.node_id)
     elif result.outcome == "parked":
         park(batch, state, run, result)
+    elif result.outcome == "skipped":  # its costly incoming conditions were all false
+        finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
+        changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
                   duration_ms=result.duration_ms):
         changed[eid].append(run.node_id)
@@ -286,7 +289,8 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
                 if id(run) not in fused and run.status == "running"
-                and is_pure(state.graph.nodes[run.node_id])]
+                and is_pure(state.graph.nodes[run.node_id])
+                and not planning.has_costly_condition(state.graph, run.node_id)]
         if not todo:
             break
         changed, for_good = defaultdict(list), defaultdict(list)

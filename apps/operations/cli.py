@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+from django.core.management.base import CommandError
 from django.utils import timezone
 
-from apps.operations import evaluator, monitor, retention
+from apps.nodes import payloads
+from apps.operations import evaluator, interventions, monitor, retention
 from apps.operations.diagnose import diagnose
 from apps.operations.models import Alert
 
-COMMANDS = ("diagnose", "workers", "alerts", "prune")
+COMMANDS = ("diagnose", "workers", "alerts", "prune", "retry", "skip", "resume", "rerun",
+            "compensate", "pause", "unpause", "mark-failed")
 
 
 def add_parsers(sub) -> None:
@@ -25,6 +28,30 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", dest="as_json", action="store_true")
     p.add_argument("--no-evaluate", action="store_true", help="list without evaluating first")
 
+    p = sub.add_parser("retry", help="run a failed node of a failed execution again")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--input", dest="node_input", metavar="JSON",
+                   help="this attempt's own input instead of the execution's")
+    p.add_argument("--reason", default="")
+    p = sub.add_parser("skip", help="treat a node as succeeded with the output you give")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--output", required=True, metavar="JSON")
+    p.add_argument("--reason", default="")
+    p = sub.add_parser("rerun", help="a new execution that reuses the outputs before NODE")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--reason", default="")
+    for name, text in (("resume", "run again what failed or was cancelled"),
+                       ("compensate", "undo the completed steps of a failed execution"),
+                       ("pause", "hold an execution's ready work"),
+                       ("unpause", "release a paused execution"),
+                       ("mark-failed", "stop an unfinished execution as failed")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("execution_id", metavar="ID")
+        p.add_argument("--reason", default="")
+
     p = sub.add_parser("prune", help="delete finished executions past their queue's retention")
     p.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     p.add_argument("--batch", type=int, default=retention.BATCH, metavar="N",
@@ -32,8 +59,41 @@ def add_parsers(sub) -> None:
 
 
 def run(command, name: str, options: dict):
+    if name in INTERVENTIONS:
+        return _intervene(command, name, options)
     return {"diagnose": _diagnose, "workers": _workers, "alerts": _alerts,
             "prune": _prune}[name](command, options)
+
+
+INTERVENTIONS = {
+    "retry": lambda o, ref: interventions.retry_node(
+        ref, o["node"], reason=o["reason"],
+        node_input=_json(o["node_input"], "--input") if o["node_input"] else None),
+    "skip": lambda o, ref: interventions.skip_node(ref, o["node"], _json(o["output"], "--output"),
+                                                   reason=o["reason"]),
+    "rerun": lambda o, ref: interventions.rerun_from(ref, o["node"], reason=o["reason"]),
+    "resume": lambda o, ref: interventions.resume(ref, reason=o["reason"]),
+    "compensate": lambda o, ref: interventions.compensate(ref, reason=o["reason"]),
+    "pause": lambda o, ref: interventions.pause(ref, reason=o["reason"]),
+    "unpause": lambda o, ref: interventions.unpause(ref, reason=o["reason"]),
+    "mark-failed": lambda o, ref: interventions.mark_failed(ref, reason=o["reason"]),
+}
+
+
+def _json(text: str, what: str):
+    try:
+        return payloads.loads(text, what)
+    except payloads.PayloadError as exc:
+        raise CommandError(str(exc), returncode=1) from None
+
+
+def _intervene(command, name: str, options: dict) -> None:
+    """The command line acts as the system: its audit entries say `by: system`."""
+    execution = INTERVENTIONS[name](options, options["execution_id"])
+    if name == "rerun":
+        command.stdout.write(f"re-run started: {execution.pk} ({execution.status})")
+    else:
+        command.stdout.write(f"{name}: execution {execution.pk} is now {execution.status}")
 
 
 def _print_json(command, data) -> None:

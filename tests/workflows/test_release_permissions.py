@@ -82,3 +82,21 @@ def test_viewers_read_the_release_and_outsiders_do_not(people):
     assert state["release"]["state"] == "canary" and state["log"][0]["kind"] == "step"
     with pytest.raises(PermissionDenied, match="xavier may not see"):
         rollout.release_state("pay", user=people["outsider"])
+
+
+def test_braid_roles_map_onto_the_release_permissions(people):
+    from apps.workflows.models import WorkflowDefinition
+    from apps.workflows.permissions import can
+    from tests.personas import make_persona
+
+    pay = WorkflowDefinition.objects.get(slug="pay")
+    users = {name: make_persona(name, role) for name, role in (
+        ("role-viewer", "viewer"), ("role-operator", "operator"), ("role-owner", "owner"),
+        ("role-none", None))}
+    allowed = {name: {action for action in ("view", "deploy", "promote", "abort", "rollback")
+                      if can(user, action, pay)} for name, user in users.items()}
+
+    assert allowed == {"role-viewer": {"view"},
+                       "role-operator": {"view", "abort", "rollback"},
+                       "role-owner": {"view", "deploy", "promote", "abort", "rollback"},
+                       "role-none": set()}
