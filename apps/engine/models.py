@@ -329,6 +329,9 @@ class WorkerHeartbeat(models.Model):
     role = models.CharField(max_length=16)  # worker | ticker
     seen_at = models.DateTimeField()
     abandoned = models.JSONField(default=list, blank=True)
+    # A worker's executor figures at its last beat: busy and size of its threads,
+    # pool processes and event-loop slots, and runs in flight (resource monitor).
+    stats = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["worker", "role"],
