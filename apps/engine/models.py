@@ -340,3 +340,16 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.role} {self.worker} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class NodeRunLog(models.Model):
+    """The lines a handler logged with `ctx.log` during one node run (bounded there).
+    A row only for runs that logged, so the hot path of the others writes nothing."""
+
+    node_run = models.OneToOneField(NodeRun, on_delete=models.CASCADE, related_name="log")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    lines = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"log of node run {self.node_run_id} ({len(self.lines)} lines)"

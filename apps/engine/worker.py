@@ -116,8 +116,11 @@ def drain(budget_s: float | None = None) -> int:
         if time.monotonic() >= next_beat:
             held = {rid: f.claim.lease_token for rid, f in inflight.items()}
             for rid in protocol.heartbeat(me, held, lease_s):
-                log.info("lost the lease of node run %s; stopping it", rid)
-                runner.cancel(inflight.pop(rid))
+                flight = inflight.pop(rid)
+                log.info("lost the lease of node run %s; stopping it", rid,
+                         extra={"execution": flight.claim.execution_id,
+                                "node": flight.claim.node_id, "attempt": flight.claim.attempt})
+                runner.cancel(flight)
             heartbeats.beat("worker", heartbeats.abandoned_of(runner),
                             stats=heartbeats.executor_stats(runner, inflight.values()))
             next_beat = time.monotonic() + lease_s / 3
