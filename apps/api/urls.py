@@ -8,7 +8,15 @@ and /api/docs/.
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.api.views import executions, operations, schedules, seed, workflows
+from apps.api.views import (
+    alerts,
+    executions,
+    interventions,
+    operations,
+    schedules,
+    seed,
+    workflows,
+)
 
 workflow_urls = [
     path("", workflows.WorkflowList.as_view(), name="workflow-list"),
@@ -23,6 +31,7 @@ workflow_urls = [
 
 execution_urls = [
     path("", executions.ExecutionList.as_view(), name="execution-list"),
+    path("bulk-cancel/", interventions.BulkCancel.as_view(), name="execution-bulk-cancel"),
     path("<str:execution_id>/", executions.ExecutionDetail.as_view(), name="execution-detail"),
     path("<str:execution_id>/events/", executions.ExecutionEvents.as_view(),
          name="execution-events"),
@@ -30,6 +39,30 @@ execution_urls = [
          name="execution-cancel"),
     path("<str:execution_id>/signal/", executions.ExecutionSignal.as_view(),
          name="execution-signal"),
+    path("<str:execution_id>/diagnosis/", interventions.Diagnosis.as_view(),
+         name="execution-diagnosis"),
+    *[path(f"<str:execution_id>/{name}/", view.as_view(), name=f"execution-{name}")
+      for name, view in (("retry", interventions.Retry), ("skip", interventions.Skip),
+                         ("resume", interventions.Resume), ("rerun", interventions.Rerun),
+                         ("compensate", interventions.Compensate),
+                         ("pause", interventions.Pause), ("unpause", interventions.Unpause),
+                         ("mark-failed", interventions.MarkFailed))],
+]
+
+alert_urls = [
+    path("alerts/", alerts.AlertList.as_view(), name="alert-list"),
+    path("alerts/<int:alert_id>/", alerts.AlertDetail.as_view(), name="alert-detail"),
+    path("alerts/<int:alert_id>/acknowledge/", alerts.AlertAcknowledge.as_view(),
+         name="alert-acknowledge"),
+    path("alerts/<int:alert_id>/assign/", alerts.AlertAssign.as_view(), name="alert-assign"),
+    path("alerts/<int:alert_id>/resolve/", alerts.AlertResolve.as_view(),
+         name="alert-resolve"),
+    path("alerts/<int:alert_id>/comment/", alerts.AlertComment.as_view(),
+         name="alert-comment"),
+    path("silences/", alerts.SilenceList.as_view(), name="silence-list"),
+    path("system/resource-usage/", alerts.ResourceUsage.as_view(), name="resource-usage"),
+    path("system/executor-stats/", alerts.ExecutorStats.as_view(), name="executor-stats"),
+    path("system/db-pool-stats/", alerts.DbPoolStats.as_view(), name="db-pool-stats"),
 ]
 
 operation_urls = [
@@ -55,6 +88,7 @@ v1 = [
     path("executions/", include(execution_urls)),
     *operation_urls,
     *schedule_urls,
+    *alert_urls,
 ]
 
 seed_urls = [
