@@ -40,20 +40,26 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "django_prometheus",
     "channels",
     "apps.nodes",
+    "apps.teams",
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
     "apps.operations",
     "apps.live",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,15 +125,17 @@ BRAID = {
     "WORKERS": env_int("BRAID_WORKERS", 2, minimum=1),
     # Node runs one worker claims at a time (group commit is the lever).
     "CLAIM_BATCH": env_int("BRAID_CLAIM_BATCH", 32, minimum=1),
-    # Node runs one worker may have in flight at once (async I/O runs concurrently).
-    "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 64, minimum=1),
+    # Node runs one worker may have in flight at once (async I/O runs concurrently;
+    # threads, processes and event-loop places are bounded per kind below).
+    "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 256, minimum=1),
     # Threads for blocking (sync) handlers inside one worker, and processes for
     # CPU-bound `python` nodes that ask for them ("mode": "process"); both default
     # from the CPUs the container really has (affinity and cgroup quota).
     "THREADS": env_int("BRAID_THREADS", min(32, 4 * _CPUS), minimum=1),
     "PROCESSES": env_int("BRAID_PROCESSES", _CPUS, minimum=1),
-    # Async (event-loop) handlers one worker runs at once.
-    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 64, minimum=1),
+    # Async (event-loop) handlers one worker runs at once: waiting on I/O costs a
+    # coroutine, so hundreds fit (W5: 500 requests to a 100 ms server).
+    "ASYNC_SLOTS": env_int("BRAID_ASYNC_SLOTS", 256, minimum=1),
     # A claimed node run belongs to its worker for this long without a heartbeat.
     "LEASE_S": env_float("BRAID_LEASE_S", 30.0, minimum=1.0),
     # A worker hands its wake-up back after this long so q2's timeout never hits it.
@@ -217,7 +225,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            # channels-redis blocks 5 s in BZPOPMIN waiting for messages; redis-py 8's
+            # default 5 s socket timeout would cut idle followers off mid-wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "capacity": 1000},
         }
     }
     CACHES = {
@@ -264,12 +275,55 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Team roles grant their ROLE_PERMISSIONS on the team's objects: admin and API agree.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "apps.engine.team_roles.TeamRoleBackend",
+]
+# The API (apps/api): bearer tokens for programs, the session (with CSRF) for the
+# browser; no Basic auth. Everything needs a login; tokens need the method's scope.
+BRAID_API = {
+    "MAX_BODY_BYTES": env_int("BRAID_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024),
+    "MAX_JSON_DEPTH": env_int("BRAID_API_MAX_JSON_DEPTH", 64, minimum=8),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = BRAID_API["MAX_BODY_BYTES"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.api.permissions.TokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.api.throttling.PerTokenThrottle",
+        "apps.api.throttling.PerUserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("BRAID_API_TOKEN_RATE", "6000/min"),
+        "user": env_str("BRAID_API_USER_RATE", "12000/min"),
+    },
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.SafeJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "apps.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
+    # `?format=export` is ours (a version's definition), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Braid API",
+    "DESCRIPTION": "Publish workflows, start and follow executions, operate queues and "
+                   "schedules. Errors are always {\"error\": {\"code\", \"message\", "
+                   "\"details\"}}. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The Swagger UI's files come from drf-spectacular-sidecar through static/: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LANGUAGE_CODE = "en-us"
@@ -294,11 +348,20 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "config.logformat.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logformat.JsonFormatter"},
+    },
+    # LOG_FORMAT=json: one JSON object a line, with execution, node and attempt fields.
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
 }

@@ -31,8 +31,9 @@ class StartForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "spellcheck": "false",
                                      "class": "vLargeTextField braid-json"}),
         help_text="A JSON object, checked against the workflow's input schema (below).")
-    queue = forms.ChoiceField(choices=(), initial="default")
-    priority = forms.IntegerField(min_value=0, max_value=9, initial=5,
+    # Not required: a bare POST starts with the empty input on `default` at priority 5.
+    queue = forms.ChoiceField(choices=(), initial="default", required=False)
+    priority = forms.IntegerField(min_value=0, max_value=9, initial=5, required=False,
                                   help_text="0 (low) to 9 (high); higher starts first.")
     idempotency_key = forms.CharField(
         required=False, max_length=200,
@@ -46,8 +47,10 @@ class StartForm(forms.Form):
 
     def request_for(self, definition, user) -> StartRequest:
         data = self.cleaned_data
+        priority = data["priority"]
         return StartRequest(workflow=definition.slug, input=data["input"] or {},
-                            queue=data["queue"], priority=data["priority"],
+                            queue=data["queue"] or "default",
+                            priority=5 if priority is None else priority,
                             idempotency_key=data["idempotency_key"] or None, user=user)
 
     def show_problems(self, exc: BraidError) -> None:
@@ -66,7 +69,7 @@ class StartForm(forms.Form):
 
 def start_page(model_admin, request, definition):
     """GET: the form. POST: start, then open the execution; or the form with its errors."""
-    form = StartForm(request.POST or None)
+    form = StartForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         start = form.request_for(definition, request.user)
         key_used = bool(start.idempotency_key) and Execution.objects.filter(

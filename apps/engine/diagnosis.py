@@ -32,6 +32,7 @@ GLOBAL_LIMIT = "global_limit"      # pending: the global concurrency limit is fu
 WORKFLOW_LIMIT = "workflow_limit"  # pending: its workflow's limit is full
 KEY_LIMIT = "key_limit"            # pending: its key's limit is full (e.g. one per customer)
 ADMISSION = "awaiting_admission"   # pending: its limits have room, a worker admits it next
+PAUSED = "paused"                  # WAITING: an operator paused the execution
 POOL_FULL = "pool_full"            # WAITING for slots of a resource pool
 NO_WORKER = "no_worker"            # work has waited, and no worker has been seen for a while
 ABANDONED = "abandoned_thread"     # a timed-out handler still runs on a worker's thread
@@ -79,6 +80,8 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
         if run.waiting_for.startswith("pool:"):
             return Reason(POOL_FULL, node, f"pool {run.waiting_for[5:]!r} full (needs "
                           f"{run.pool_slots} slot{'s' if run.pool_slots > 1 else ''})")
+        if run.waiting_for == "paused":
+            return Reason(PAUSED, node, "held: an operator paused the execution (unpause it)")
         if run.waiting_for == "approval":
             ends = f", times out {_at(run.wake_at)}" if run.wake_at else ""
             return Reason(APPROVAL, node, f"awaiting approval{ends}", run.wake_at)

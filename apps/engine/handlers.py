@@ -22,7 +22,7 @@ class Result:
     run_id: int
     lease_token: int
     execution_id: str
-    outcome: str  # succeeded | failed | parked
+    outcome: str  # succeeded | failed | parked | skipped (a gate found no link taken)
     output: object = None
     error_class: str = ""
     message: str = ""
@@ -30,6 +30,7 @@ class Result:
     duration_ms: float | None = None
     park_until: datetime | None = None
     extra: dict = field(default_factory=dict)
+    logs: list = field(default_factory=list)  # what the handler logged with ctx.log
 
 
 def context_for(claim: Claim) -> NodeContext:

@@ -27,6 +27,8 @@ from __future__ import annotations
 VIEWER = frozenset({
     "workflows.view_workflowdefinition",
     "workflows.view_workflowversion",
+    "workflows.view_release",
+    "workflows.view_releaseevent",
     "engine.view_execution",
     "engine.view_noderun",
     "engine.view_executionevent",
@@ -38,8 +40,6 @@ VIEWER = frozenset({
     "schedules.view_schedule",
     "schedules.view_schedulerun",
     "schedules.view_maintenancewindow",
-    "workflows.view_release",
-    "workflows.view_releaseevent",
     "operations.view_alert",
     "operations.view_alertnote",
     "operations.view_notification",
@@ -64,6 +64,7 @@ OWNER = OPERATOR | {
     # Definitions: edit name, description, owner; publish a new version.
     "workflows.change_workflowdefinition",
     "workflows.add_workflowversion",
+    "workflows.deploy_release",  # deploy and promote releases
     # Schedules and the windows that hold them.
     "schedules.add_schedule", "schedules.change_schedule", "schedules.delete_schedule",
     "schedules.add_maintenancewindow", "schedules.change_maintenancewindow",
@@ -73,8 +74,6 @@ OWNER = OPERATOR | {
     "engine.delete_concurrencylimit",
     "engine.add_resourcepool", "engine.change_resourcepool", "engine.delete_resourcepool",
     "engine.add_ratelimit", "engine.change_ratelimit", "engine.delete_ratelimit",
-    # Releases: deploy and promote (apps.workflows.permissions).
-    "workflows.deploy_release",
     # Alerting configuration.
     "operations.add_rulesetting", "operations.change_rulesetting",
     "operations.delete_rulesetting",

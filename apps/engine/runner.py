@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.engine import planning
 from apps.engine.capacity import ASYNC, INLINE, PROCESS, THREAD, kind_of
 from apps.engine.handlers import (
     Result,
@@ -40,6 +41,7 @@ from apps.engine.handlers import (
 from apps.engine.processes import ProcessPool, Task, payload_for
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
+from apps.nodes.expressions import ExpressionError
 from apps.nodes.registry import get_node_type
 
 
@@ -88,7 +90,19 @@ class Runner:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
-        elif flight.kind == INLINE:
+        elif claim.gate:
+            # Costly incoming conditions decide first, on a thread of their own (they
+            # may take the whole expression budget); then the handler starts as usual.
+            threading.Thread(target=self._gate_then_run, args=(node_type, flight),
+                             daemon=True, name=f"braid-gate-{claim.run_id}").start()
+        else:
+            self._dispatch(node_type, flight)
+        return flight
+
+    def _dispatch(self, node_type, flight: InFlight, on_own_thread: bool = False) -> None:
+        """Start the handler: inline, on the event loop, in a process, or on a thread."""
+        claim, ctx = flight.claim, flight.ctx
+        if flight.kind == INLINE:
             self.done.put((flight, call_sync(node_type, claim, ctx)))
         elif flight.kind == ASYNC:
             flight.future = asyncio.run_coroutine_threadsafe(
@@ -96,10 +110,29 @@ class Runner:
             flight.future.add_done_callback(self._collect(flight))
         elif flight.kind == PROCESS:
             self._start_in_process(flight)
+        elif on_own_thread:
+            self._call_threaded(node_type, flight)
         else:
             threading.Thread(target=self._call_threaded, args=(node_type, flight),
                              daemon=True, name=f"braid-node-{claim.run_id}").start()
-        return flight
+
+    def _gate_then_run(self, node_type, flight: InFlight) -> None:
+        """On its own thread: evaluate the gate, then run the node or report it skipped."""
+        claim = flight.claim
+        scope = {"input": claim.input, "nodes": claim.nodes}
+        try:
+            taken = planning.gate_open(claim.gate, scope)
+        except ExpressionError as exc:
+            self.done.put((flight, failure(claim, NodeError(
+                f"condition: {exc}", error_class=exc.error_class, retryable=exc.retryable),
+                flight.started)))
+            return
+        if not taken:
+            self.done.put((flight, Result(
+                claim.run_id, claim.lease_token, claim.execution_id, "skipped",
+                duration_ms=(time.monotonic() - flight.started) * 1000)))
+        elif not flight.ctx.cancelled:  # a lease lost meanwhile: its result would be dropped
+            self._dispatch(node_type, flight, on_own_thread=True)
 
     def _collect(self, flight: InFlight):
         def done(future):
@@ -120,6 +153,9 @@ class Runner:
             try:
                 items.append(self.done.get_nowait())
             except queue.Empty:
+                for flight, result in items:
+                    if flight.ctx.logs:
+                        result.logs = flight.ctx.captured_logs()
                 return items
 
     def cancel(self, flight: InFlight) -> None:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.engine import clock, hooks, limits, notify, planning
-from apps.engine.bulk import bulk_insert_values, bulk_update_values
+from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
 from apps.engine.ratelimits import rules_for
@@ -31,6 +31,8 @@ from apps.workflows.graph import Graph
 from apps.workflows.specs import graph_for
 
 log = logging.getLogger(__name__)
+
+PAUSED = "paused"  # waiting_for of the runs an operator's pause holds
 
 RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
               "wake_at", "wake_output", "waiting_for", "worker", "lease_expires_at", "lease_token",
@@ -56,6 +58,9 @@ class Claim:
     queue: str = "default"
     # Why this node cannot run on this deployment (see Node.problem): it fails at once.
     problem: str = ""
+    # Costly incoming conditions the worker evaluates, outside any transaction,
+    # before running the node: none true, and the run ends `skipped` (planning.GATED).
+    gate: tuple = ()
 
 
 def queue_rank(queue: str) -> int:
@@ -118,14 +123,15 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.node_logs: list = []  # (run, lines) of handlers that logged with ctx.log
         self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
         execution.last_seq += 1
-        self.events.append(ExecutionEvent(execution_id=execution.id, seq=execution.last_seq,
-                                          type=type_, payload=payload or {},
-                                          created_at=self.now))
+        self.events.append(new_row(ExecutionEvent, execution_id=execution.id,
+                                   seq=execution.last_seq, type=type_, payload=payload or {},
+                                   created_at=self.now))
         self.executions[execution.id] = execution
 
     def touch(self, run: NodeRun) -> None:
@@ -137,7 +143,7 @@ class Batch:
                 compensation: bool = False, lease_losses: int = 0) -> NodeRun:
         execution = state.execution
         node = state.graph.nodes[node_id]
-        run = NodeRun(execution_id=execution.id, node_id=node_id, attempt=attempt,
+        run = new_row(NodeRun, execution_id=execution.id, node_id=node_id, attempt=attempt,
                       status=status, priority=execution.priority, queue=execution.queue,
                       queue_rank=queue_rank(execution.queue), pool=node.pool or "",
                       pool_slots=node.slots,
@@ -145,6 +151,8 @@ class Batch:
                       lease_losses=lease_losses, created_at=self.now)
         if status == "skipped":
             run.finished_at = self.now
+        elif status == "ready" and not compensation and state.execution.paused:
+            run.status, run.waiting_for = "waiting", PAUSED  # held until an operator unpauses
         self.new_runs.append(run)
         (state.compensations if compensation else state.latest)[node_id] = run
         return run
@@ -190,6 +198,12 @@ class Batch:
             bulk_update_values(NodeRun, list(self.changed_runs.values()), RUN_FIELDS)
         if self.events:
             bulk_insert_values(ExecutionEvent, self.events)
+        if self.node_logs:
+            from apps.engine.models import NodeRunLog
+
+            bulk_insert_values(NodeRunLog, [
+                NodeRunLog(node_run_id=run.pk, execution_id=run.execution_id, lines=lines,
+                           created_at=self.now) for run, lines in self.node_logs])
         if self.executions:
             for execution in self.executions.values():
                 execution.updated_at = self.now
@@ -224,8 +238,10 @@ class Batch:
                      execution_id=str(state.execution.id), node_id=run.node_id,
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
-                     input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
+                     input=state.execution.input if run.input is None else run.input,
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "",
+                     gate=() if run.compensation else planning.gate_conditions(
+                         state.graph, run.node_id, state.status_map(), scope))
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -278,7 +294,9 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
     log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
-                state.execution.id, run.node_id, run.attempt, error_class, message[:300])
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300],
+                extra={"execution": state.execution.id, "node": run.node_id,
+                       "attempt": run.attempt, "error_class": error_class})
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
@@ -339,7 +357,8 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     for node_id in plan.skipped:
         batch.add_run(state, node_id, status="skipped")
         batch.event(execution, "node.skipped", {"node": node_id})
-    held = execution.queue in paused_queues()  # a paused queue's successors wait too
+    # A paused queue's successors wait too; a paused execution's are held by add_run.
+    held = execution.paused or execution.queue in paused_queues()
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
         # Rate-limited work goes through the claim, where the buckets are locked.
@@ -435,6 +454,21 @@ def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None
     batch.event(execution, "execution.compensating", {
         "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
     _continue_compensation(batch, state, [])
+
+
+def start_compensation(batch: Batch, state: ExecutionState) -> bool:
+    """An operator's compensate of a failed execution: undo its completed steps now,
+    last completed first. False (and nothing changed) if none has a compensating node."""
+    if not _compensation_order(state):
+        return False
+    execution = state.execution
+    execution.status = "compensating"
+    execution.finished_at = None
+    batch.event(execution, "execution.compensating", {
+        "error": execution.error, "order": _compensation_order(state), "settling": [],
+        "by_operator": True})
+    _continue_compensation(batch, state, [])
+    return True
 
 
 LEASE_EXPIRED = "lease expired"  # how the reaper's failures start

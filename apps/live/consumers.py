@@ -19,6 +19,7 @@ import asyncio
 import json
 import uuid
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -61,6 +62,16 @@ class FollowConsumer(AsyncWebsocketConsumer):
             from apps.live.tail import tailer
 
             tailer().leave()
+
+    async def dispatch(self, message):
+        # Channels' dispatch first closes stale DB connections through a thread hop, for
+        # every message. Ours reach the database only via database_sync_to_async, which
+        # does that itself; skipping the hop per live message per follower saves the web
+        # process a thread round-trip for each event it fans out.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -17,14 +17,32 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 
 from apps.live import groups, selectors
 
 log = logging.getLogger(__name__)
+
+
+# One thread does every tail query of the process, on one database connection it
+# keeps (polling 20 times a second must not open a connection each time).
+_reader = ThreadPoolExecutor(1, thread_name_prefix="braid-live-tail")
+
+
+def _read(fn, *args):
+    try:
+        return fn(*args)
+    except Exception:
+        connection.close()  # a broken connection is re-opened on the next poll
+        raise
+
+
+async def read(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(_reader, _read, fn, *args)
 
 
 class Tailer:
@@ -42,8 +60,7 @@ class Tailer:
         """
         self.followers += 1
         if self.task is None or self.task.done():
-            self.last_event, self.last_delta = await database_sync_to_async(
-                selectors.tail_start)()
+            self.last_event, self.last_delta = await read(selectors.tail_start)
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     def leave(self) -> None:
@@ -62,8 +79,8 @@ class Tailer:
                 await asyncio.sleep(poll)
 
     async def _step(self, layer) -> bool:
-        events = await database_sync_to_async(selectors.events_since)(self.last_event)
-        deltas = await database_sync_to_async(selectors.deltas_since)(self.last_delta)
+        events = await read(selectors.events_since, self.last_event)
+        deltas = await read(selectors.deltas_since, self.last_delta)
         # Deltas first within a round: a node's last delta precedes its completion.
         for pk, client, frame in deltas:
             self.last_delta = pk

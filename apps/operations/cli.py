@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
+from django.core.management.base import CommandError
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from apps.operations import evaluator, monitor, retention
+from apps.nodes import payloads
+from apps.operations import evaluator, interventions, resources, retention
 from apps.operations.diagnose import diagnose
 from apps.operations.models import Alert
 
-COMMANDS = ("diagnose", "workers", "alerts", "prune")
+COMMANDS = ("diagnose", "workers", "alerts", "prune", "retry", "skip", "resume", "rerun",
+            "compensate", "pause", "unpause", "mark-failed")
 
 
 def add_parsers(sub) -> None:
@@ -25,6 +29,30 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", dest="as_json", action="store_true")
     p.add_argument("--no-evaluate", action="store_true", help="list without evaluating first")
 
+    p = sub.add_parser("retry", help="run a failed node of a failed execution again")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--input", dest="node_input", metavar="JSON",
+                   help="this attempt's own input instead of the execution's")
+    p.add_argument("--reason", default="")
+    p = sub.add_parser("skip", help="treat a node as succeeded with the output you give")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--output", required=True, metavar="JSON")
+    p.add_argument("--reason", default="")
+    p = sub.add_parser("rerun", help="a new execution that reuses the outputs before NODE")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--reason", default="")
+    for name, text in (("resume", "run again what failed or was cancelled"),
+                       ("compensate", "undo the completed steps of a failed execution"),
+                       ("pause", "hold an execution's ready work"),
+                       ("unpause", "release a paused execution"),
+                       ("mark-failed", "stop an unfinished execution as failed")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("execution_id", metavar="ID")
+        p.add_argument("--reason", default="")
+
     p = sub.add_parser("prune", help="delete finished executions past their queue's retention")
     p.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     p.add_argument("--batch", type=int, default=retention.BATCH, metavar="N",
@@ -32,8 +60,41 @@ def add_parsers(sub) -> None:
 
 
 def run(command, name: str, options: dict):
+    if name in INTERVENTIONS:
+        return _intervene(command, name, options)
     return {"diagnose": _diagnose, "workers": _workers, "alerts": _alerts,
             "prune": _prune}[name](command, options)
+
+
+INTERVENTIONS = {
+    "retry": lambda o, ref: interventions.retry_node(
+        ref, o["node"], reason=o["reason"],
+        node_input=_json(o["node_input"], "--input") if o["node_input"] else None),
+    "skip": lambda o, ref: interventions.skip_node(ref, o["node"], _json(o["output"], "--output"),
+                                                   reason=o["reason"]),
+    "rerun": lambda o, ref: interventions.rerun_from(ref, o["node"], reason=o["reason"]),
+    "resume": lambda o, ref: interventions.resume(ref, reason=o["reason"]),
+    "compensate": lambda o, ref: interventions.compensate(ref, reason=o["reason"]),
+    "pause": lambda o, ref: interventions.pause(ref, reason=o["reason"]),
+    "unpause": lambda o, ref: interventions.unpause(ref, reason=o["reason"]),
+    "mark-failed": lambda o, ref: interventions.mark_failed(ref, reason=o["reason"]),
+}
+
+
+def _json(text: str, what: str):
+    try:
+        return payloads.loads(text, what)
+    except payloads.PayloadError as exc:
+        raise CommandError(str(exc), returncode=1) from None
+
+
+def _intervene(command, name: str, options: dict) -> None:
+    """The command line acts as the system: its audit entries say `by: system`."""
+    execution = INTERVENTIONS[name](options, options["execution_id"])
+    if name == "rerun":
+        command.stdout.write(f"re-run started: {execution.pk} ({execution.status})")
+    else:
+        command.stdout.write(f"{name}: execution {execution.pk} is now {execution.status}")
 
 
 def _print_json(command, data) -> None:
@@ -68,22 +129,26 @@ def _diagnose(command, options) -> None:
 
 
 def _workers(command, options) -> None:
-    hosts = monitor.latest_hosts()
-    rows = [{"host": s.host, "last_seen": s.at.isoformat(),
-             "age_s": round((timezone.now() - s.at).total_seconds(), 1),
-             "cpu_percent": s.cpu_percent, "memory_percent": s.memory_percent,
-             "load_1m": s.load_1m, "processes": len(s.processes),
-             "db_connections": s.db_connections} for s in hosts]
+    hosts = resources.resource_usage()["hosts"]
+    executors = resources.executor_stats()
     if options["as_json"]:
-        return _print_json(command, rows)
-    if not rows:
-        command.stdout.write("no worker host seen in the last 2 minutes "
+        return _print_json(command, {"hosts": hosts, **executors})
+    if not hosts and not executors["workers"]:
+        command.stdout.write("no worker seen in the last 2 minutes "
                              "(is `braid worker` or `braid ticker` running?)")
         return
-    for row in rows:
+    now = timezone.now()
+    for host in hosts:
+        age = (now - parse_datetime(host["at"])).total_seconds()
         command.stdout.write(
-            f"{row['host']:<24} seen {row['age_s']:>5.1f} s ago  CPU {row['cpu_percent']:>5.1f} %"
-            f"  memory {row['memory_percent']:>5.1f} %  {row['processes']} processes")
+            f"{host['host']:<24} seen {age:>5.1f} s ago  CPU {host['cpu_percent']:>5.1f} %"
+            f"  memory {host['memory_percent']:>5.1f} %  {len(host['processes'])} processes")
+    for worker in executors["workers"]:
+        age = (now - parse_datetime(worker["seen_at"])).total_seconds()
+        busy = "  ".join(f"{kind} {worker[kind]['busy']}/{worker[kind]['size']}"
+                         for kind in ("thread", "process", "async") if kind in worker)
+        command.stdout.write(f"  worker {worker['worker']:<22} beat {age:>5.1f} s ago  "
+                             f"in flight {worker.get('inflight', 0)}  {busy}")
 
 
 def _alerts(command, options) -> None:

@@ -14,7 +14,9 @@ import logging
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
+from functools import lru_cache
 
 from django.db import connection
 
@@ -62,12 +64,21 @@ def _node_type(info: hooks.ExecutionInfo, node_id: str) -> str:
 
 def observe(name: str, value: float, **label_values) -> None:
     """Add one observation to histogram `name` (buckets, _sum, _count)."""
-    for bound in DURATION_BUCKETS:
-        if value <= bound:
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            _pending[(f"{name}_bucket", labels(le=le, **label_values))] += 1
-    _pending[(f"{name}_sum", labels(**label_values))] += value
-    _pending[(f"{name}_count", labels(**label_values))] += 1
+    buckets, total, count = _series(name, tuple(sorted(label_values.items())))
+    # Buckets are cumulative: every bound at or above the value counts it.
+    for key in buckets[bisect_left(DURATION_BUCKETS, value):]:
+        _pending[key] += 1
+    _pending[total] += value
+    _pending[count] += 1
+
+
+@lru_cache(maxsize=4096)
+def _series(name: str, items: tuple) -> tuple[tuple, tuple, tuple]:
+    """A histogram's series keys for one label set, built once (observe is per node)."""
+    values = dict(items)
+    buckets = tuple((f"{name}_bucket", labels(le="+Inf" if b == float("inf") else repr(b),
+                                              **values)) for b in DURATION_BUCKETS)
+    return buckets, (f"{name}_sum", labels(**values)), (f"{name}_count", labels(**values))
 
 
 def count_batch(batch: hooks.CommittedBatch) -> None:
@@ -147,9 +158,13 @@ def _flusher_loop() -> None:
 
     while True:
         time.sleep(FLUSH_S)
-        if _pending:
+        if not _pending:
+            continue
+        try:
             close_old_connections()
             flush()
+        except Exception:  # no database right now: the counts wait for the next round
+            log.debug("metric counters not flushed this round", exc_info=True)
 
 
 def _ensure_flusher() -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.engine.diagnosis import why_execution
 from apps.engine.models import ExecutionEvent, NodeRun
 from apps.engine.selectors import get_execution
+from apps.operations.checks import expected_s
 from apps.operations.evaluator import configured
 from apps.operations.models import HostSample
 from apps.operations.rules import percentile, stuck_limit_s
@@ -21,13 +22,13 @@ from apps.operations.suggestions import suggest
 RECENT = 20
 
 
-def _expected_s(definition_id: int, node_id: str) -> float | None:
+def _expected_s(definition_id: int, version_id: int, node_id: str) -> float | None:
     rule = configured("node_stuck")
     durations = list(NodeRun.objects.filter(
         execution__definition_id=definition_id, node_id=node_id, status="succeeded",
         duration_ms__isnull=False).order_by("-id").values_list("duration_ms", flat=True)[:200])
     p95 = percentile(durations, 0.95)
-    return stuck_limit_s(None, None if p95 is None else p95 / 1000,
+    return stuck_limit_s(expected_s(version_id, node_id), None if p95 is None else p95 / 1000,
                          float(rule.threshold or 2.0), float(rule.get("min_s", 30.0)))
 
 
@@ -53,7 +54,7 @@ def diagnose(execution_id) -> dict:
     running = NodeRun.objects.filter(execution=execution, status="running")
     for run in running:
         ran_s = (now - run.started_at).total_seconds() if run.started_at else 0.0
-        expected = _expected_s(execution.definition_id, run.node_id)
+        expected = _expected_s(execution.definition_id, execution.version_id, run.node_id)
         if expected is not None and ran_s > expected:
             stuck.append({"node": run.node_id, "attempt": run.attempt, "worker": run.worker,
                           "ran_s": round(ran_s, 1), "expected_s": round(expected, 1)})

@@ -22,7 +22,8 @@ V1 = {"name": "Pay", "nodes": [{"id": "a", "type": "noop", "config": {"output": 
 V2 = {"name": "Pay", "nodes": [{"id": "a", "type": "noop", "config": {"output": {"n": 2}}},
                                {"id": "b", "type": "noop"}],
       "edges": [{"from": "a", "to": "b"}]}
-BASE = ["view_workflowdefinition", "view_workflowversion", "view_release"]
+BASE = ["view_workflowdefinition", "view_workflowversion", "view_release",
+        "view_releaseevent"]
 ROLES = {"owner": BASE + ["deploy_release", "rollback_release"],
          "operator": BASE + ["rollback_release"], "viewer": BASE,
          "outsider": ["view_workflowdefinition"]}
@@ -146,3 +147,15 @@ def test_a_version_exports_as_json(client, django_user_model, pay):
 
     assert response["Content-Disposition"] == 'attachment; filename="pay-v2.json"'
     assert response.json()["version"]["notes"] == "adds b"
+
+
+def test_the_release_log_lists_every_workflow_read_only(client, django_user_model, pay):
+    login(client, django_user_model, "viewer")
+
+    page = client.get(reverse("admin:workflows_releaseevent_changelist"))
+    entry = ReleaseEvent.objects.first()
+    detail = client.get(reverse("admin:workflows_releaseevent_change", args=[entry.pk]))
+
+    assert page.status_code == 200 and "published" in text(page)
+    assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()
+    assert client.get(reverse("admin:workflows_release_changelist")).status_code == 200

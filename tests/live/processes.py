@@ -30,15 +30,10 @@ def embedded() -> bool:
 
 class LiveProcesses(Cluster):
     def __init__(self):
-        db = dict(settings.DATABASES["default"])
-        if embedded():
-            super().__init__({"NAME": "unused"}, "")
-            for key in ("DATABASE_URL", "REDIS_URL"):
-                self.env.pop(key, None)
-            self.env["BRAID_SQLITE_PATH"] = str(db["NAME"])
-        else:
-            super().__init__(db, settings.REDIS_URL)
-            self.flush_redis()
+        # The harness runs the children on the embedded default when the test
+        # database is SQLite, and on PostgreSQL + Redis otherwise.
+        super().__init__(dict(settings.DATABASES["default"]), settings.REDIS_URL or None)
+        self.flush_broker()
 
     def start_daphne(self, timeout: float = 60.0) -> tuple[Child, str]:
         port = free_port()

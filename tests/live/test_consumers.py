@@ -308,3 +308,22 @@ def test_an_outsider_cannot_follow_someone_elses_client_id(alice, oscar):
         return await receive(comm)
 
     assert asyncio.run(scenario())["error"]["code"] == "not_found"
+
+
+def test_an_idle_follower_stays_connected_past_the_channel_layers_read_timeout(alice, settings):
+    # channels-redis waits 5 s per blocking read; with redis-py's default 5 s socket
+    # timeout an idle follower was cut off with an internal error.
+    settings.BRAID_LIVE = dict(settings.BRAID_LIVE, HEARTBEAT_S=6.5)
+    execution = run_until_done(start(alice).pk)
+
+    async def scenario():
+        comm, _, _ = await open_ws(f"/ws/executions/{execution.pk}/", alice)
+        await comm.send_json_to({"type": "subscribe", "last_seq": execution.last_seq})
+        frames = await receive_until(comm, lambda f: f["type"] == "heartbeat", timeout=30)
+        await comm.send_json_to({"type": "ping"})
+        pong = await receive(comm)
+        await comm.disconnect()
+        return frames, pong
+
+    frames, pong = asyncio.run(scenario())
+    assert frames[-1]["type"] == "heartbeat" and pong["type"] == "pong"
