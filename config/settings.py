@@ -40,20 +40,26 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "django_prometheus",
     "channels",
     "apps.nodes",
+    "apps.teams",
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
     "apps.operations",
     "apps.live",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -269,12 +275,55 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Team roles grant their ROLE_PERMISSIONS on the team's objects: admin and API agree.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "apps.engine.team_roles.TeamRoleBackend",
+]
+# The API (apps/api): bearer tokens for programs, the session (with CSRF) for the
+# browser; no Basic auth. Everything needs a login; tokens need the method's scope.
+BRAID_API = {
+    "MAX_BODY_BYTES": env_int("BRAID_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024),
+    "MAX_JSON_DEPTH": env_int("BRAID_API_MAX_JSON_DEPTH", 64, minimum=8),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = BRAID_API["MAX_BODY_BYTES"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.api.permissions.TokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.api.throttling.PerTokenThrottle",
+        "apps.api.throttling.PerUserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("BRAID_API_TOKEN_RATE", "6000/min"),
+        "user": env_str("BRAID_API_USER_RATE", "12000/min"),
+    },
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.SafeJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "apps.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
+    # `?format=export` is ours (a version's definition), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Braid API",
+    "DESCRIPTION": "Publish workflows, start and follow executions, operate queues and "
+                   "schedules. Errors are always {\"error\": {\"code\", \"message\", "
+                   "\"details\"}}. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The Swagger UI's files come from drf-spectacular-sidecar through static/: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LANGUAGE_CODE = "en-us"

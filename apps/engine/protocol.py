@@ -278,7 +278,8 @@ def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for
         finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
         changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
-                  duration_ms=result.duration_ms):
+                  duration_ms=result.duration_ms,
+                  lost_lease=result.extra.get("crashed", False)):
         changed[eid].append(run.node_id)
         for_good[eid].append(run)
 

@@ -42,6 +42,8 @@ class StartRequest:
     idempotency_key: str | None = None
     deadline_s: float | None = None
     user: object = None
+    # The team an inline `definition` belongs to (None: staff only).
+    team_id: int | None = None
 
 
 @dataclass
@@ -66,7 +68,8 @@ def resolve(request: StartRequest, execution_id) -> Resolved:
         return Resolved(version, route, routing, definition_id)
     if request.version_id is not None:
         return Resolved(*workflows.pinned(request.version_id))
-    return Resolved(workflows.adhoc_version(request.definition, author=request.user))
+    return Resolved(workflows.adhoc_version(request.definition, author=request.user,
+                                            team_id=request.team_id))
 
 
 def resolve_version(request: StartRequest) -> WorkflowVersion:
@@ -153,7 +156,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
         _check_request(request)
         if request.idempotency_key:
             raise InputInvalid("start_many does not take idempotency keys; use start_execution")
-        key = (request.workflow, request.version_id,
+        key = (request.workflow, request.version_id, request.team_id,
                None if request.definition is None else checksum(request.definition))
         execution_id = uuid.uuid4()
         resolved = seen.get(key) or seen.setdefault(key, resolve(request, execution_id))

@@ -38,8 +38,8 @@ def check_definition(spec) -> None:
 @transaction.atomic
 def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
                     name: str | None = None, description: str | None = None,
-                    make_current: bool = True) -> WorkflowVersion:
-    """Create the definition if new, store `spec` as its next version.
+                    make_current: bool = True, team_id: int | None = None) -> WorkflowVersion:
+    """Create the definition if new (owned by `team_id`), store `spec` as its next version.
 
     Publishing a graph identical to an existing version returns that version
     (no new number). With `make_current` the version becomes current at once,
@@ -51,7 +51,7 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     definition, _ = WorkflowDefinition.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name or spec.get("name") or slug,
                              "description": description or spec.get("description", ""),
-                             "owner": author})
+                             "owner": author, "team_id": team_id})
     digest = checksum(spec)
     version = definition.versions.filter(checksum=digest).order_by("-number").first()
     if version is None:
@@ -68,22 +68,26 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     return version
 
 
-def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
-    """An inline definition, stored once per distinct graph as an ad-hoc version.
+def adhoc_version(spec: dict, *, author=None, team_id: int | None = None) -> WorkflowVersion:
+    """An inline definition, stored once per distinct graph and team as an ad-hoc version
+    (owned by `team_id`; without one it is staff-only).
 
     Its workflow is named after the definition's `name`: "Three steps" runs as
-    `three-steps-<12 hex digits of its checksum>`, so lists and the CLI say what it is.
+    `three-steps-<12 hex digits of its checksum>` (with `-t<team id>` before the
+    digits when a team owns it), so lists and the CLI say what it is.
     """
     check_definition(spec)
     digest = checksum(spec)
-    slug = f"{slugify(spec['name'])[:80] or 'adhoc'}-{digest[:12]}"
+    suffix = f"-{digest[:12]}" if team_id is None else f"-t{team_id}-{digest[:12]}"
+    slug = f"{slugify(spec['name'])[:100 - len(suffix)] or 'adhoc'}{suffix}"
     existing = WorkflowVersion.objects.filter(definition__slug=slug, checksum=digest).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
             definition = WorkflowDefinition.objects.create(
-                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author)
+                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author,
+                team_id=team_id)
             version = WorkflowVersion.objects.create(definition=definition, number=1,
                                                      graph=spec, checksum=digest,
                                                      author=author, notes="inline definition")
