@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+# `make run HOST=0.0.0.0 PORT=9000` serves on another address.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install run test lint bench clean
 
@@ -15,8 +18,8 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py braid demo
-	$(PY) manage.py braid serve
+	$(PY) manage.py braid demo --host $(HOST) --port $(PORT)
+	$(PY) manage.py braid serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -40,19 +40,26 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "django_prometheus",
     "channels",
     "apps.nodes",
+    "apps.teams",
     "apps.workflows",
     "apps.engine",
     "apps.schedules",
     "apps.operations",
+    "apps.live",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,6 +149,8 @@ BRAID = {
     "REAP_EVERY_S": env_float("BRAID_REAP_EVERY_S", 2.0, minimum=0.1),
     # READY work older than this with no wake-up queued gets a wake-up re-sent.
     "LOST_WAKEUP_S": env_float("BRAID_LOST_WAKEUP_S", 2.0, minimum=0.1),
+    # "Why is it not moving?" says no worker is running after this long unseen.
+    "WORKER_SILENT_S": env_float("BRAID_WORKER_SILENT_S", 60.0, minimum=1.0),
     # Limits on what users send.
     "MAX_DEFINITION_BYTES": env_int("BRAID_MAX_DEFINITION_BYTES", 256 * 1024),
     "MAX_NODES": env_int("BRAID_MAX_NODES", 500),
@@ -210,11 +219,16 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Live progress: a channel's capacity is what a follower may fall behind by before
+# messages drop (it then refills from the table, so 1,000 only saves queries).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels-redis blocks 5 s in BZPOPMIN waiting for messages; redis-py 8's
+            # default 5 s socket timeout would cut idle followers off mid-wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "capacity": 1000},
         }
     }
     CACHES = {
@@ -224,9 +238,20 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 1000}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Live progress over WebSocket (apps/live, docs/live.md).
+BRAID_LIVE = {
+    "HEARTBEAT_S": env_float("BRAID_LIVE_HEARTBEAT_S", 20.0, minimum=0.05),
+    # Embedded default: how often a web process with followers polls the event table.
+    "POLL_S": env_float("BRAID_LIVE_POLL_S", 0.05, minimum=0.005),
+    # ctx.emit chunks leave as one node.output.delta frame per this long or this size.
+    "DELTA_FLUSH_S": env_float("BRAID_LIVE_DELTA_FLUSH_S", 0.05, minimum=0.005),
+    "DELTA_MAX_BYTES": env_int("BRAID_LIVE_DELTA_MAX_BYTES", 4096, minimum=64),
+    "TICKET_TTL_S": env_float("BRAID_LIVE_TICKET_TTL_S", 30.0, minimum=1.0),
+}
 # Alerts: how often the evaluator runs (once across all tickers) and how often each
 # ticker's host records its resource sample. Rule defaults are in
 # apps/operations/rules.py; override them per deployment here, or per rule in the admin.
@@ -250,12 +275,55 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Team roles grant their ROLE_PERMISSIONS on the team's objects: admin and API agree.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "apps.engine.team_roles.TeamRoleBackend",
+]
+# The API (apps/api): bearer tokens for programs, the session (with CSRF) for the
+# browser; no Basic auth. Everything needs a login; tokens need the method's scope.
+BRAID_API = {
+    "MAX_BODY_BYTES": env_int("BRAID_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024),
+    "MAX_JSON_DEPTH": env_int("BRAID_API_MAX_JSON_DEPTH", 64, minimum=8),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = BRAID_API["MAX_BODY_BYTES"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.api.permissions.TokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.api.throttling.PerTokenThrottle",
+        "apps.api.throttling.PerUserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("BRAID_API_TOKEN_RATE", "6000/min"),
+        "user": env_str("BRAID_API_USER_RATE", "12000/min"),
+    },
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.SafeJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "apps.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
+    # `?format=export` is ours (a version's definition), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Braid API",
+    "DESCRIPTION": "Publish workflows, start and follow executions, operate queues and "
+                   "schedules. Errors are always {\"error\": {\"code\", \"message\", "
+                   "\"details\"}}. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The Swagger UI's files come from drf-spectacular-sidecar through static/: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LANGUAGE_CODE = "en-us"
@@ -280,11 +348,20 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "config.logformat.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logformat.JsonFormatter"},
+    },
+    # LOG_FORMAT=json: one JSON object a line, with execution, node and attempt fields.
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
 }

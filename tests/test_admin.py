@@ -188,18 +188,21 @@ def test_start_action_creates_an_execution(admin_client, finished):
     assert any(str(started.pk) in m for m in page_messages(response))
 
 
-def test_start_button_starts_and_opens_the_execution(admin_client, finished):
+def test_start_link_opens_the_start_form_which_starts_and_opens_the_execution(admin_client,
+                                                                            finished):
     definition = finished.definition
     page = admin_client.get(admin_url(WorkflowDefinition, "change", definition.pk))
     start_url = admin_url(WorkflowDefinition, "start", definition.pk)
     assert start_url in page.content.decode()
+    form = admin_client.get(start_url)
+    assert form.status_code == 200 and b'name="input"' in form.content
 
-    response = admin_client.post(start_url)
+    response = admin_client.post(start_url, {"input": "{}", "queue": "default",
+                                             "priority": "5"})
 
     started = Execution.objects.exclude(pk=finished.pk).get()
     assert response.status_code == 302
     assert response.url == admin_url(Execution, "change", started.pk)
-    assert admin_client.get(start_url).status_code == 405  # starting needs a POST
 
 
 def test_start_reports_input_the_workflow_rejects(admin_client, db):

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.engine.models import Execution
+from apps.engine.start import StartRequest, start_execution
 from tests.conftest import EXAMPLES, load_example, run_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +160,18 @@ def test_run_without_wait_prints_the_id_then_status(publish):
         assert re.search(rf"│ {node}\s+│ 1\s+│ succeeded", out), out
 
 
+@pytest.mark.django_db
+def test_run_file_names_its_ad_hoc_workflow_after_the_definitions_name():
+    out, _ = braid("run", THREE_STEPS, "--wait", 0)
+    execution = Execution.objects.select_related("definition").get(pk=out.strip())
+
+    assert execution.definition.adhoc
+    assert execution.definition.name == "Three steps"
+    assert re.fullmatch(r"three-steps-[0-9a-f]{12}", execution.definition.slug)
+    out, _ = braid("run", THREE_STEPS, "--wait", 0)  # the same graph: the same workflow
+    assert Execution.objects.get(pk=out.strip()).definition == execution.definition
+
+
 @pytest.mark.django_db(transaction=True)
 def test_run_failed_execution_exits_1(engine, tmp_path):
     path = write_json(tmp_path / "failing.json", FAILING)
@@ -290,6 +304,36 @@ def test_status_of_a_failed_execution_shows_the_error(tmp_path):
     assert "planned failure" in text
 
 
+@pytest.mark.django_db
+def test_status_accepts_a_unique_prefix_of_the_id(publish):
+    publish("three-steps", load_example("three_steps"))
+    execution = start_execution(StartRequest(workflow="three-steps"))
+    full = str(execution.pk)
+
+    for prefix in (full[:8], full[:13], full[:13].replace("-", ""), full.upper()[:6]):
+        out, _ = braid("status", prefix, "--json")
+        assert json.loads(out)["id"] == full
+
+
+@pytest.mark.django_db
+def test_status_with_an_ambiguous_or_unknown_prefix_exits_1(publish):
+    version = publish("three-steps", load_example("three_steps"))
+    for tail in ("1", "2"):
+        Execution.objects.create(id=uuid.UUID(f"abcdef00-0000-0000-0000-00000000000{tail}"),
+                                 version=version, definition=version.definition)
+
+    error, _, _ = braid_error("status", "abcdef")
+    assert error.returncode == 1
+    assert str(error) == ("'abcdef' is the start of more than one execution id "
+                          "(abcdef00-0000-0000-0000-000000000001, "
+                          "abcdef00-0000-0000-0000-000000000002); give more of it")
+    error, _, _ = braid_error("status", "abcde0")
+    assert error.returncode == 1
+    assert str(error) == "no execution id starts with 'abcde0'"
+    out, _ = braid("status", "abcdef00-0000-0000-0000-000000000002", "--json")
+    assert json.loads(out)["id"].endswith("0002")
+
+
 # --- reap / ticker ----------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
@@ -310,6 +354,18 @@ def test_ticker_runs_for_n_seconds_and_restores_signal_handlers():
     assert 0.3 <= time.monotonic() - started < 5
     assert "ticker stopped" in out
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_make_run_honours_host_and_port():
+    done = subprocess.run(["make", "-n", "run", "HOST=0.0.0.0", "PORT=9123"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "braid serve --host 0.0.0.0 --port 9123" in done.stdout
+    assert "braid demo --host 0.0.0.0 --port 9123" in done.stdout
+    default = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, env={k: v for k, v in os.environ.items()
+                                              if k not in ("HOST", "PORT")})
+    assert "braid serve --host 127.0.0.1 --port 8000" in default.stdout
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -15,17 +15,24 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
-from django.views.decorators.http import require_POST
 
+from apps.engine import admin_start
+from apps.engine.admin_releases import ReleaseAdminMixin
 from apps.engine.control import cancel_execution
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
-from apps.engine.models import TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
+from apps.engine.models import (
+    TERMINAL_EXECUTION,
+    Execution,
+    ExecutionEvent,
+    NodeRun,
+    NodeRunLog,
+)
 from apps.engine.permissions import CANCEL_EXECUTION, START_EXECUTION, may_start_workflow
 from apps.engine.start import StartRequest, start_execution
 from apps.workflows import admin as workflows_admin
@@ -378,8 +385,17 @@ class NodeRunAdmin(NodeRunColumnsMixin, ExecutionRowMixin, ReadOnlyMixin, BigTab
               "queue", "idempotency_key", "output_pretty", "error_class", "error_message",
               "retryable", "not_before", "wake_at", "wake_output_pretty", "worker",
               "lease_expires_at", "lease_token", "lease_losses", "created_at", "started_at",
-              "finished_at", "duration")
+              "finished_at", "duration", "log_lines")
     readonly_fields = fields
+
+    @admin.display(description="log (ctx.log)")
+    def log_lines(self, obj):
+        entry = NodeRunLog.objects.filter(node_run_id=obj.pk).first()
+        if entry is None:
+            return "—"
+        return format_html_join("", "<div><code>{} {}</code> {}</div>",
+                                ((line.get("at", ""), line.get("level", ""),
+                                  line.get("message", "")) for line in entry.lines))
 
 
     @admin.display(description="output")
@@ -415,7 +431,7 @@ class ExecutionEventAdmin(ExecutionRowMixin, ReadOnlyMixin, BigTableAdmin):
 
 # --- starting executions from a workflow's page ------------------------------------------
 
-class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
+class DefinitionAdmin(ReleaseAdminMixin, workflows_admin.WorkflowDefinitionAdmin):
     """The workflows floor's admin plus what needs the engine: start and executions."""
 
     actions = ("start_selected",)
@@ -433,7 +449,7 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_start"
-        start = self.admin_site.admin_view(require_POST(self.start_view))
+        start = self.admin_site.admin_view(self.start_view)
         return [path("<path:object_id>/start/", start, name=name), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -454,12 +470,7 @@ class DefinitionAdmin(workflows_admin.WorkflowDefinitionAdmin):
             raise Http404(f"no workflow {object_id}")
         if not self.has_start_permission(request, definition):
             raise PermissionDenied
-        execution = self._start(request, definition)
-        if execution is None:
-            url = reverse("admin:workflows_workflowdefinition_change", args=[definition.pk])
-        else:
-            url = reverse("admin:engine_execution_change", args=[execution.pk])
-        return HttpResponseRedirect(url)
+        return admin_start.start_page(self, request, definition)
 
     @admin.action(description="Start an execution of each selected workflow (empty input)",
                   permissions=["start"])

@@ -8,12 +8,13 @@ paused). Shown in the admin and the CLI, returned by the selectors the API uses.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Max, Q
 
 from apps.engine import clock, limits
-from apps.engine.models import Execution, NodeRun
+from apps.engine.models import Execution, NodeRun, WorkerHeartbeat
 from apps.engine.queues import paused_queues
 from apps.engine.statuses import ACTIVE_RUN
 
@@ -31,7 +32,10 @@ GLOBAL_LIMIT = "global_limit"      # pending: the global concurrency limit is fu
 WORKFLOW_LIMIT = "workflow_limit"  # pending: its workflow's limit is full
 KEY_LIMIT = "key_limit"            # pending: its key's limit is full (e.g. one per customer)
 ADMISSION = "awaiting_admission"   # pending: its limits have room, a worker admits it next
+PAUSED = "paused"                  # WAITING: an operator paused the execution
 POOL_FULL = "pool_full"            # WAITING for slots of a resource pool
+NO_WORKER = "no_worker"            # work has waited, and no worker has been seen for a while
+ABANDONED = "abandoned_thread"     # a timed-out handler still runs on a worker's thread
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
         if run.waiting_for.startswith("pool:"):
             return Reason(POOL_FULL, node, f"pool {run.waiting_for[5:]!r} full (needs "
                           f"{run.pool_slots} slot{'s' if run.pool_slots > 1 else ''})")
+        if run.waiting_for == "paused":
+            return Reason(PAUSED, node, "held: an operator paused the execution (unpause it)")
         if run.waiting_for == "approval":
             ends = f", times out {_at(run.wake_at)}" if run.wake_at else ""
             return Reason(APPROVAL, node, f"awaiting approval{ends}", run.wake_at)
@@ -109,18 +115,55 @@ def why_pending(execution) -> Reason:
                   f"{rule.max_running} running")
 
 
+def no_worker(waiting_since: datetime | None, now: datetime) -> Reason | None:
+    """Work that has waited longer than WORKER_SILENT_S while no worker was seen for
+    as long: nothing is running it (see heartbeats.py for why silence means that)."""
+    silent_s = settings.BRAID["WORKER_SILENT_S"]
+    if waiting_since is None or (now - waiting_since).total_seconds() < silent_s:
+        return None
+    last = WorkerHeartbeat.objects.filter(role="worker").aggregate(last=Max("seen_at"))["last"]
+    if last is not None and (now - last).total_seconds() < silent_s:
+        return None
+    seen = (f"since {_at(last)} ({(now - last).total_seconds():.0f} s ago)" if last
+            else "ever")
+    return Reason(NO_WORKER, "", f"no worker has been seen {seen}: start one "
+                  "(manage.py braid worker, or manage.py qcluster)", last)
+
+
+def abandoned_threads(execution_id, now: datetime) -> list[Reason]:
+    """Timed-out handlers of this execution still running on live workers' threads."""
+    alive = now - timedelta(seconds=settings.BRAID["WORKER_SILENT_S"])
+    reasons = []
+    for worker, entries in WorkerHeartbeat.objects.filter(
+            role="worker", seen_at__gte=alive).exclude(abandoned=[]).values_list(
+            "worker", "abandoned"):
+        for entry in entries:
+            if entry.get("execution") == str(execution_id):
+                reasons.append(Reason(ABANDONED, entry["node"], (
+                    f"abandoned thread: attempt {entry['attempt']} timed out after "
+                    f"{entry['timeout_s']:g} s at {entry['timed_out_at'][:19]} and its handler "
+                    f"still runs on worker {worker} (a thread cannot be stopped; its result "
+                    "will be dropped)")))
+    return reasons
+
+
 def why_execution(execution_id) -> list[Reason]:
     """A reason for each unfinished run of the execution (empty when it is finished)."""
     execution = Execution.objects.filter(pk=execution_id).first()
-    if execution is not None and execution.status == "pending" and not execution.admitted:
-        return [why_pending(execution)]
     now = clock.now()
+    if execution is not None and execution.status == "pending" and not execution.admitted:
+        silent = no_worker(execution.created_at, now)
+        return [why_pending(execution), *([silent] if silent else [])]
     paused = paused_queues()
     reasons = []
+    ready_since = []
     for run in NodeRun.objects.filter(execution_id=execution_id,
                                       status__in=ACTIVE_RUN):
         ahead = runs_ahead(run) if run.status == "ready" else 0
         reason = explain(run, now=now, paused=paused, ahead=ahead)
         if reason:
             reasons.append(reason)
-    return reasons
+        if reason and reason.code == QUEUED:
+            ready_since.append(max(filter(None, [run.created_at, run.not_before])))
+    silent = no_worker(min(ready_since), now) if ready_since else None
+    return reasons + ([silent] if silent else []) + abandoned_threads(execution_id, now)

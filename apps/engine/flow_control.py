@@ -71,7 +71,7 @@ def save_resource_pool(pool: ResourcePool) -> ResourcePool:
 
 def delete_resource_pools(names) -> int:
     """Delete pools by name. A node that names a pool again re-creates it with one slot
-    at its next claim (see `pools.Pools`), so runs parked on it are released now."""
+    (see `pools.Pools`): its parked runs go as holders finish, as before."""
     with transaction.atomic():
         deleted, _ = ResourcePool.objects.filter(pk__in=list(names)).delete()
         pools.release_pools_with_room()

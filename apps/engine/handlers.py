@@ -8,9 +8,10 @@ from datetime import datetime
 
 from django.conf import settings
 
+from apps.engine.streams import LazySink
 from apps.engine.transitions import Claim
 from apps.nodes import payloads
-from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park
+from apps.nodes.contract import ConfigurationError, NodeContext, NodeError, Park, with_emitted_text
 from apps.nodes.registry import get_node_type
 
 
@@ -21,7 +22,7 @@ class Result:
     run_id: int
     lease_token: int
     execution_id: str
-    outcome: str  # succeeded | failed | parked
+    outcome: str  # succeeded | failed | parked | skipped (a gate found no link taken)
     output: object = None
     error_class: str = ""
     message: str = ""
@@ -29,12 +30,25 @@ class Result:
     duration_ms: float | None = None
     park_until: datetime | None = None
     extra: dict = field(default_factory=dict)
+    logs: list = field(default_factory=list)  # what the handler logged with ctx.log
 
 
 def context_for(claim: Claim) -> NodeContext:
     return NodeContext(execution_id=claim.execution_id, node_id=claim.node_id,
                        node_type=claim.node_type, attempt=claim.attempt, config=claim.config,
-                       input=claim.input, nodes=claim.nodes)
+                       input=claim.input, nodes=claim.nodes,
+                       emit_sink=LazySink(claim.execution_id, claim.node_id, claim.attempt))
+
+
+def settle(ctx: NodeContext, value):
+    """After the handler: flush its output stream; the emitted text joins its output."""
+    close_stream(ctx)
+    return with_emitted_text(value, ctx)
+
+
+def close_stream(ctx: NodeContext) -> None:
+    if isinstance(ctx.emit_sink, LazySink):
+        ctx.emit_sink.close()
 
 
 def outcome(claim: Claim, value, started: float) -> Result:
@@ -76,9 +90,11 @@ def call_sync(node_type, claim: Claim, ctx: NodeContext | None = None) -> Result
     if claim.problem:
         return cannot_run(claim)
     started = time.monotonic()
+    ctx = ctx or context_for(claim)
     try:
-        return outcome(claim, node_type.run(ctx or context_for(claim)), started)
+        return outcome(claim, settle(ctx, node_type.run(ctx)), started)
     except Exception as exc:  # every failure becomes a classified result
+        close_stream(ctx)
         return failure(claim, exc, started)
 
 

@@ -19,6 +19,7 @@ from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
 from apps.engine.statuses import DEADLINE_EXECUTION
 from apps.engine.transitions import (
+    LEASE_EXPIRED,
     Batch,
     fail_or_compensate,
     fail_run,
@@ -87,7 +88,7 @@ def reap_expired_leases(limit: int = BATCH) -> int:
                 if (run.pk in expired[execution_id] and run.status == "running"
                         and run.lease_expires_at and run.lease_expires_at < now):
                     reaped += 1
-                    message = f"lease expired: worker {run.worker or '?'} stopped responding"
+                    message = f"{LEASE_EXPIRED}: worker {run.worker or '?'} stopped responding"
                     if fail_run(batch, state, run, "resource", message, True, lost_lease=True):
                         changed.append(run.node_id)
                         for_good.append(run)

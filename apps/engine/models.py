@@ -50,6 +50,9 @@ class Execution(models.Model):
     # How the version was chosen: "stable" or "candidate" by the workflow's release,
     # "pinned" when started by version id (the release was bypassed), "" inline.
     route = models.CharField(max_length=10, blank=True)
+    # Paused by an operator: its ready work is held (WAITING for "paused") until
+    # unpaused; what already runs finishes.
+    paused = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +140,8 @@ class NodeRun(models.Model):
     # The seq of the event that finished it: the exact completion order within an
     # execution (compensation undoes steps in reverse of it), even within one commit.
     finished_seq = models.PositiveIntegerField(null=True, blank=True)
+    # An operator's retry may give this attempt its own input instead of the execution's.
+    input = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["execution", "id"]
@@ -312,3 +317,39 @@ class ResourcePool(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.size} slots)"
+
+
+class WorkerHeartbeat(models.Model):
+    """When a worker process (or a ticker) was last seen: "why is it not moving?"
+    says so when none has been. One small row per process and role, written by
+    its drain loop or ticker at most every few seconds (`heartbeats.py`), with the
+    timed-out blocking handlers that still run on its abandoned threads."""
+
+    worker = models.CharField(max_length=64)  # host:pid
+    role = models.CharField(max_length=16)  # worker | ticker
+    seen_at = models.DateTimeField()
+    abandoned = models.JSONField(default=list, blank=True)
+    # A worker's executor figures at its last beat: busy and size of its threads,
+    # pool processes and event-loop slots, and runs in flight (resource monitor).
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker", "role"],
+                                               name="workerheartbeat_unique")]
+        indexes = [models.Index(fields=["role", "-seen_at"], name="workerheartbeat_seen")]
+
+    def __str__(self):
+        return f"{self.role} {self.worker} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class NodeRunLog(models.Model):
+    """The lines a handler logged with `ctx.log` during one node run (bounded there).
+    A row only for runs that logged, so the hot path of the others writes nothing."""
+
+    node_run = models.OneToOneField(NodeRun, on_delete=models.CASCADE, related_name="log")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    lines = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"log of node run {self.node_run_id} ({len(self.lines)} lines)"

@@ -12,10 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from apps.engine.statuses import TERMINAL_RUN
-from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition
+from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition, needs_sandbox
 from apps.workflows.graph import Edge, Graph, RetryPolicy
 
 RAN = TERMINAL_RUN - {"skipped"}
+# An edge whose condition is not proven cheap is not evaluated inside the
+# transaction that settles its source: its target is made ready, and the worker
+# that leases the target evaluates the condition outside any transaction, then
+# runs the node or reports it skipped (`has_costly_condition`, `gate_conditions`).
+GATED = "gated"
 
 
 @dataclass
@@ -66,18 +71,23 @@ def stand_in(graph: Graph, node_id: str, status: Mapping[str, str]) -> str:
 
 
 def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict,
-                plan: Plan) -> bool | None:
-    """None while the source is unfinished; else whether the edge is taken."""
+                plan: Plan) -> bool | str | None:
+    """None while the source is unfinished; GATED when a costly condition decides;
+    else whether the edge is taken."""
     if edge.on_failure:
         source = status.get(edge.source)
         return None if source not in TERMINAL_RUN else source == "failed"
-    source = status.get(stand_in(graph, edge.source, status))
+    source = status.get(edge.source)
+    if source == "failed":
+        source = status.get(stand_in(graph, edge.source, status))
     if source not in TERMINAL_RUN:
         return None
     if source != "succeeded":
         return False
     if edge.when is None:
         return True
+    if needs_sandbox(edge.when):
+        return GATED
     try:
         return evaluate_condition(edge.when, scope)
     except ExpressionError as exc:
@@ -93,7 +103,7 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
 
     1. A candidate is a forward node with no run yet whose every incoming link
        (edge or fallback link) is resolved.
-    2. It is ready if any link is taken, else skipped.
+    2. It is ready if any link is taken (or GATED: decided when it runs), else skipped.
     3. A newly skipped node makes its own successors candidates (skips propagate).
     """
     plan = Plan()
@@ -119,10 +129,49 @@ def advance(graph: Graph, state: Mapping[str, NodeState], inputs: dict,
     return plan
 
 
-def _edges_resolved_by(graph: Graph, node_id: str) -> list[Edge]:
+def has_costly_condition(graph: Graph, node_id: str) -> bool:
+    """Does a condition that is not proven cheap lead into `node_id`? (Asked for
+    every run claimed or fused: remembered per parsed graph, which never changes.)"""
+    key = (id(graph), node_id)
+    known = _COSTLY.get(key)
+    if known is not None and known[0] is graph:
+        return known[1]
+    costly = any(e.when is not None and needs_sandbox(e.when) for e in graph.incoming(node_id))
+    if len(_COSTLY) > 50_000:
+        _COSTLY.clear()
+    _COSTLY[key] = (graph, costly)
+    return costly
+
+
+_COSTLY: dict[tuple[int, str], tuple[Graph, bool]] = {}
+
+
+def gate_conditions(graph: Graph, node_id: str, status: Mapping[str, str],
+                    scope: dict) -> tuple[str, ...]:
+    """The costly conditions that decide whether a ready `node_id` runs, or () when
+    none has to (it has none, or another of its links is taken anyway)."""
+    if not has_costly_condition(graph, node_id):
+        return ()
+    plan = Plan()
+    links = graph.incoming(node_id)
+    results = [_edge_taken(graph, e, status, scope, plan) for e in links]
+    if any(r is True for r in results):
+        return ()
+    return tuple(e.when for e, r in zip(links, results, strict=True) if r == GATED)
+
+
+def gate_open(conditions: Iterable[str], scope: dict) -> bool:
+    """Whether any costly condition holds: evaluated by the worker, outside any
+    transaction, under the expression budget (may raise ExpressionError)."""
+    return any(evaluate_condition(source, scope) for source in conditions)
+
+
+def _edges_resolved_by(graph: Graph, node_id: str) -> Iterable[Edge]:
     """`node_id`'s own outgoing links plus the edges it took over as a fallback."""
-    edges = list(graph.outgoing(node_id))
     owners = list(graph.fallback_owners.get(node_id, ()))
+    if not owners:
+        return graph.outgoing(node_id)
+    edges = list(graph.outgoing(node_id))
     while owners:
         owner = owners.pop()
         edges.extend(e for e in graph.outgoing(owner) if not e.on_failure)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from apps.nodes.contract import NodeContext, NodeError
+from apps.nodes.contract import NodeContext, NodeError, with_emitted_text
 
 log = logging.getLogger(__name__)
 READY = "ready"  # a child's first line once Django is set up
@@ -40,7 +40,8 @@ def run_in_process(payload: str) -> str:
     data = json.loads(payload)
     ctx = NodeContext(**data)
     try:
-        value = get_node_type(data["node_type"]).run(ctx)
+        # A spawned child has no stream: what it emits is kept for the output only.
+        value = with_emitted_text(get_node_type(data["node_type"]).run(ctx), ctx)
     except NodeError as exc:
         return json.dumps({"ok": False, "error_class": exc.error_class,
                            "retryable": exc.retryable, "message": str(exc)})

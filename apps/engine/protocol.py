@@ -20,7 +20,7 @@ from functools import wraps
 from django.db import OperationalError
 from django.db.models import Q
 
-from apps.engine import clock
+from apps.engine import clock, planning
 from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, needs_admission
@@ -190,9 +190,13 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float, 
             state = states.get(_uuid(result.execution_id))
             run = _find(state, result.run_id) if state else None
             if run is None or run.status != "running" or run.lease_token != result.lease_token:
-                log.info("dropped the late result of node run %s", result.run_id)
+                log.info("dropped the late result of node run %s", result.run_id,
+                         extra={"execution": result.execution_id,
+                                "node": run.node_id if run else None})
                 continue
             apply_result(batch, state, run, result, changed, for_good)
+            if result.logs:
+                batch.node_logs.append((run, result.logs))
         room = [capacity]
         for eid in changed:
             settle(batch, states[eid], changed[eid], for_good[eid], lease_s, room)
@@ -270,8 +274,12 @@ def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for
         changed[eid].append(run.node_id)
     elif result.outcome == "parked":
         park(batch, state, run, result)
+    elif result.outcome == "skipped":  # its costly incoming conditions were all false
+        finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
+        changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
-                  duration_ms=result.duration_ms):
+                  duration_ms=result.duration_ms,
+                  lost_lease=result.extra.get("crashed", False)):
         changed[eid].append(run.node_id)
         for_good[eid].append(run)
 
@@ -286,7 +294,8 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
                 if id(run) not in fused and run.status == "running"
-                and is_pure(state.graph.nodes[run.node_id])]
+                and is_pure(state.graph.nodes[run.node_id])
+                and not planning.has_costly_condition(state.graph, run.node_id)]
         if not todo:
             break
         changed, for_good = defaultdict(list), defaultdict(list)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.engine.errors import NotFound
 from apps.engine.models import Execution, NodeRun, Queue
-from apps.engine.statuses import ACTIVE_RUN
+from apps.engine.statuses import ACTIVE_RUN, FAILED_EXECUTION
 from apps.engine.wakeup import wake_on_commit
 from apps.workflows.graph import RetryPolicy
 
@@ -122,7 +122,7 @@ def queue_stats(window_s: float = 300.0) -> list[dict]:
     finished = {row["queue"]: row for row in Execution.objects.filter(
         finished_at__gte=since).values("queue").annotate(
         completed=Count("id", filter=Q(status="succeeded")),
-        failed=Count("id", filter=Q(status__in=["failed", "compensated"])))}
+        failed=Count("id", filter=Q(status__in=FAILED_EXECUTION)))}
     paused = set(Queue.objects.filter(paused=True).values_list("name", flat=True))
     stats = []
     for name, policy in settings.BRAID_QUEUES.items():

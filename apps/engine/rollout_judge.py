@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.engine.models import Execution
 from apps.engine.rollout import figures, window_start
+from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.workflows import releases
 from apps.workflows.errors import ReleaseConflict
 from apps.workflows.health import PROMOTE, ROLLBACK, judge
@@ -53,6 +54,10 @@ def judge_releases(now=None) -> list[tuple[Release, str]]:
                 done.append((release, judge_smoke(release, now)))
         except ReleaseConflict:  # someone (a person, another ticker) acted first
             done.append((release, "conflict"))
+        except Exception:  # one broken release must not stop the judging of the others
+            log.exception("judging release %s of %s failed", release.pk,
+                          release.definition.slug)
+            done.append((release, "error"))
     return done
 
 
@@ -94,12 +99,12 @@ def judge_smoke(release: Release, now) -> str:
             continue
         figures_ = {"smoke_run": i, "execution": ids[i], "status": run["status"],
                     "input": item["input"]}
-        if run["status"] in ("failed", "cancelled", "compensated"):
+        if run["status"] in UNSUCCESSFUL_EXECUTION:
             releases.fail_smoke(slug, release.pk, f"smoke run {i + 1} of {len(ids)} "
                                 f"{run['status']}: {(run['error'] or {}).get('message', '')}"
                                 .rstrip(": "), {**figures_, "error": run["error"]})
             return "failed"
-        if run["status"] in ("succeeded", "skipped") and "expected" in item:
+        if run["status"] in SUCCESSFUL_EXECUTION and "expected" in item:
             mismatch = mismatches(item["expected"], run["output"])
             if mismatch:
                 releases.fail_smoke(slug, release.pk, f"smoke run {i + 1} of {len(ids)} "
@@ -107,15 +112,15 @@ def judge_smoke(release: Release, now) -> str:
                                     {**figures_, "expected": item["expected"],
                                      "output": run["output"]})
                 return "failed"
-    if all(runs.get(i, {}).get("status") in ("succeeded", "skipped") for i in ids):
+    if all(runs.get(i, {}).get("status") in SUCCESSFUL_EXECUTION for i in ids):
         releases.promote(slug, reason=f"all {len(ids)} smoke runs succeeded and matched: "
                          "traffic switched", figures={"smoke_runs": len(ids),
                                                       "executions": ids},
                          release_id=release.pk)
         return "promote"
     if age > release.smoke_timeout_s:
-        pending = [i for i in ids if runs.get(i, {}).get("status") not in
-                   ("succeeded", "skipped")]
+        pending = [i for i in ids
+                   if runs.get(i, {}).get("status") not in SUCCESSFUL_EXECUTION]
         releases.fail_smoke(slug, release.pk, f"{len(pending)} smoke run(s) not finished "
                             f"after {release.smoke_timeout_s:g} s", {"pending": pending})
         return "failed"

@@ -26,11 +26,22 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.engine import planning
 from apps.engine.capacity import ASYNC, INLINE, PROCESS, THREAD, kind_of
-from apps.engine.handlers import Result, call_sync, cannot_run, context_for, failure, outcome
+from apps.engine.handlers import (
+    Result,
+    call_sync,
+    cannot_run,
+    close_stream,
+    context_for,
+    failure,
+    outcome,
+    settle,
+)
 from apps.engine.processes import ProcessPool, Task, payload_for
 from apps.engine.transitions import Claim
 from apps.nodes.contract import NodeContext, NodeError
+from apps.nodes.expressions import ExpressionError
 from apps.nodes.registry import get_node_type
 
 
@@ -63,7 +74,6 @@ class Runner:
         # Timed-out blocking handlers still running: run id → flight. They no
         # longer hold a slot; diagnostics show them until they return.
         self.abandoned: dict[int, InFlight] = {}
-        self.on_abandoned_return = None  # set by the heartbeat module
 
     @staticmethod
     def busy(inflight) -> Counter:
@@ -80,7 +90,19 @@ class Runner:
             self.done.put((flight, failure(claim, NodeError(
                 f"node type {claim.node_type!r} is not installed on this worker",
                 error_class="configuration", retryable=False))))
-        elif flight.kind == INLINE:
+        elif claim.gate:
+            # Costly incoming conditions decide first, on a thread of their own (they
+            # may take the whole expression budget); then the handler starts as usual.
+            threading.Thread(target=self._gate_then_run, args=(node_type, flight),
+                             daemon=True, name=f"braid-gate-{claim.run_id}").start()
+        else:
+            self._dispatch(node_type, flight)
+        return flight
+
+    def _dispatch(self, node_type, flight: InFlight, on_own_thread: bool = False) -> None:
+        """Start the handler: inline, on the event loop, in a process, or on a thread."""
+        claim, ctx = flight.claim, flight.ctx
+        if flight.kind == INLINE:
             self.done.put((flight, call_sync(node_type, claim, ctx)))
         elif flight.kind == ASYNC:
             flight.future = asyncio.run_coroutine_threadsafe(
@@ -88,10 +110,29 @@ class Runner:
             flight.future.add_done_callback(self._collect(flight))
         elif flight.kind == PROCESS:
             self._start_in_process(flight)
+        elif on_own_thread:
+            self._call_threaded(node_type, flight)
         else:
             threading.Thread(target=self._call_threaded, args=(node_type, flight),
                              daemon=True, name=f"braid-node-{claim.run_id}").start()
-        return flight
+
+    def _gate_then_run(self, node_type, flight: InFlight) -> None:
+        """On its own thread: evaluate the gate, then run the node or report it skipped."""
+        claim = flight.claim
+        scope = {"input": claim.input, "nodes": claim.nodes}
+        try:
+            taken = planning.gate_open(claim.gate, scope)
+        except ExpressionError as exc:
+            self.done.put((flight, failure(claim, NodeError(
+                f"condition: {exc}", error_class=exc.error_class, retryable=exc.retryable),
+                flight.started)))
+            return
+        if not taken:
+            self.done.put((flight, Result(
+                claim.run_id, claim.lease_token, claim.execution_id, "skipped",
+                duration_ms=(time.monotonic() - flight.started) * 1000)))
+        elif not flight.ctx.cancelled:  # a lease lost meanwhile: its result would be dropped
+            self._dispatch(node_type, flight, on_own_thread=True)
 
     def _collect(self, flight: InFlight):
         def done(future):
@@ -112,6 +153,9 @@ class Runner:
             try:
                 items.append(self.done.get_nowait())
             except queue.Empty:
+                for flight, result in items:
+                    if flight.ctx.logs:
+                        result.logs = flight.ctx.captured_logs()
                 return items
 
     def cancel(self, flight: InFlight) -> None:
@@ -143,10 +187,8 @@ class Runner:
             close_old_connections()  # user functions may use the ORM on this thread
         if flight.abandoned_at is None:
             self.done.put((flight, result))
-            return
-        self.abandoned.pop(flight.claim.run_id, None)
-        if self.on_abandoned_return is not None:
-            self.on_abandoned_return()
+        else:  # its result was given up on at the timeout
+            self.abandoned.pop(flight.claim.run_id, None)
 
     async def _call_async(self, node_type, flight: InFlight) -> Result:
         flight.begin()
@@ -157,7 +199,7 @@ class Runner:
                 value = await asyncio.wait_for(coro, claim.timeout_s)
             else:
                 value = await coro
-            return outcome(claim, value, flight.started)
+            return outcome(claim, settle(flight.ctx, value), flight.started)
         except TimeoutError:
             return failure(claim, NodeError(f"timed out after {claim.timeout_s}s",
                                             error_class="timeout"), flight.started)
@@ -166,6 +208,8 @@ class Runner:
                                             retryable=False), flight.started)
         except Exception as exc:
             return failure(claim, exc, flight.started)
+        finally:
+            close_stream(flight.ctx)  # idempotent: flushes what a failed handler emitted
 
     def _start_in_process(self, flight: InFlight) -> None:
         if self._processes is None:
@@ -175,8 +219,10 @@ class Runner:
         def done(answer: str | None, died: str | None) -> None:
             if died is not None:
                 # The child died under this run (killed, out of memory, a crash):
-                # only this run fails, as a resource problem worth retrying.
+                # only this run fails, as `resource`, and is re-run like a run whose
+                # worker died (same idempotency key, within BRAID_LEASE_LOSS_LIMIT).
                 result = failure(claim, NodeError(died, error_class="resource"), flight.started)
+                result.extra["crashed"] = True
             else:
                 data = json.loads(answer)
                 if data["ok"]:

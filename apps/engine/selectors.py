@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from apps.engine.diagnosis import why_execution
-from apps.engine.errors import NotFound
-from apps.engine.models import Execution, NodeRun
+from apps.engine.errors import InputInvalid, NotFound
+from apps.engine.models import Execution, NodeRun, NodeRunLog
 
 NODE_RUN_FIELDS = ("id", "node_id", "attempt", "status", "compensation", "output",
                    "error_class", "error_message", "retryable", "worker", "created_at",
@@ -36,13 +36,44 @@ def get_execution(execution_id) -> Execution:
     return execution
 
 
+HEX = frozenset("0123456789abcdef")
+
+
+def execution_id_from_prefix(text: str) -> uuid.UUID:
+    """The one execution whose id starts with `text` (dashes optional), for people
+    typing ids; NotFound if none does, InputInvalid if several do.
+
+    A prefix is a range of ids, so the primary key's index answers it on
+    PostgreSQL (uuid) and SQLite (32 hex characters) alike.
+    """
+    digits = (text or "").strip().lower().replace("-", "")
+    if not digits or len(digits) > 32 or not set(digits) <= HEX:
+        raise NotFound(f"no execution {text!r} (an id or the start of one: hexadecimal "
+                       "digits, dashes optional)")
+    if len(digits) == 32:
+        return uuid.UUID(digits)
+    low, high = uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+    found = list(Execution.objects.filter(pk__gte=low, pk__lte=high).order_by("pk")
+                 .values_list("pk", flat=True)[:3])
+    if not found:
+        raise NotFound(f"no execution id starts with {text!r}")
+    if len(found) > 1:
+        shown = ", ".join(str(pk) for pk in found[:2]) + (", …" if len(found) > 2 else "")
+        raise InputInvalid(f"{text!r} is the start of more than one execution id ({shown}); "
+                           "give more of it")
+    return found[0]
+
+
 def node_run_dicts(execution_id) -> list[dict]:
     """Every attempt of every node of an execution, in the order they were created."""
     runs = []
+    logs = dict(NodeRunLog.objects.filter(execution_id=execution_id)
+                .values_list("node_run_id", "lines"))
     for row in NodeRun.objects.filter(execution_id=execution_id).order_by("id").values(
             *NODE_RUN_FIELDS):
         for key in ("created_at", "started_at", "finished_at"):
             row[key] = _iso(row[key])
+        row["logs"] = logs.get(row["id"], [])
         runs.append(row)
     return runs
 

@@ -42,6 +42,8 @@ class StartRequest:
     idempotency_key: str | None = None
     deadline_s: float | None = None
     user: object = None
+    # The team an inline `definition` belongs to (None: staff only).
+    team_id: int | None = None
 
 
 @dataclass
@@ -66,7 +68,8 @@ def resolve(request: StartRequest, execution_id) -> Resolved:
         return Resolved(version, route, routing, definition_id)
     if request.version_id is not None:
         return Resolved(*workflows.pinned(request.version_id))
-    return Resolved(workflows.adhoc_version(request.definition, author=request.user))
+    return Resolved(workflows.adhoc_version(request.definition, author=request.user,
+                                            team_id=request.team_id))
 
 
 def resolve_version(request: StartRequest) -> WorkflowVersion:
@@ -131,10 +134,11 @@ def start_execution(request: StartRequest) -> Execution:
     execution_id = uuid.uuid4()
     resolved = resolve(request, execution_id)
     check_input(resolved.version, request.input)
+    keys = _limit_keys([(resolved, request, execution_id)])
     try:
         with write_transaction():
             resolved = confirm_route(resolved, request, execution_id)
-            (execution,) = _create([(resolved, request, execution_id)])
+            (execution,) = _create([(resolved, request, execution_id)], keys)
     except IntegrityError:
         if request.idempotency_key:  # a concurrent start with the same key won
             return Execution.objects.get(idempotency_key=request.idempotency_key)
@@ -152,7 +156,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
         _check_request(request)
         if request.idempotency_key:
             raise InputInvalid("start_many does not take idempotency keys; use start_execution")
-        key = (request.workflow, request.version_id,
+        key = (request.workflow, request.version_id, request.team_id,
                None if request.definition is None else checksum(request.definition))
         execution_id = uuid.uuid4()
         resolved = seen.get(key) or seen.setdefault(key, resolve(request, execution_id))
@@ -160,6 +164,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
             resolved = _rerouted(resolved, request, execution_id)
         check_input(resolved.version, request.input)
         triples.append((resolved, request, execution_id))
+    keys = _limit_keys(triples)
     with write_transaction():
         fresh = {}  # one locked re-read per workflow with a canary
         for i, (resolved, request, execution_id) in enumerate(triples):
@@ -174,7 +179,7 @@ def start_many(requests: list[StartRequest]) -> list[Execution]:
                                     resolved.definition_id)
                 triples[i] = (_rerouted(resolved, request, execution_id, check=True),
                               request, execution_id)
-        return _create(triples)
+        return _create(triples, keys)
 
 
 def _rerouted(resolved: Resolved, request: StartRequest, execution_id,
@@ -186,7 +191,20 @@ def _rerouted(resolved: Resolved, request: StartRequest, execution_id,
     return Resolved(version, route, resolved.routing, resolved.definition_id)
 
 
-def _create(triples) -> list[Execution]:
+def _limit_keys(triples) -> list[str | None]:
+    """Keys of keyed concurrency limits, computed before the start's transaction (a
+    key expression may use its whole evaluation budget). A key depends on the
+    workflow and the input only, so a canary re-route inside the transaction
+    leaves it valid."""
+    keys: list[str | None] = []
+    for resolved, request, _ in triples:
+        definition_id = resolved.version.definition_id
+        keys.append(_limit_key(definition_id, request.input)
+                    if limits.rules_for(definition_id) else None)
+    return keys
+
+
+def _create(triples, keys: list[str | None]) -> list[Execution]:
     """Write executions, entry runs and events; wake workers once on commit."""
     batch = Batch()
     executions = []
@@ -203,7 +221,7 @@ def _create(triples) -> list[Execution]:
             created_by=request.user if getattr(request.user, "pk", None) else None,
             total_nodes=len(graph.forward_nodes), created_at=batch.now)
         executions.append(execution)
-    for execution in executions:
+    for execution, key in zip(executions, keys, strict=True):
         state = ExecutionState(execution, [])
         limited = bool(limits.rules_for(execution.definition_id))
         batch.event(execution, "execution.created", {
@@ -215,7 +233,8 @@ def _create(triples) -> list[Execution]:
             # Under a concurrency limit: a worker admits it (and creates its entry
             # runs) when the limit has room, in priority order.
             execution.admitted = False
-            execution.limit_key = _limit_key(execution)
+            execution.limit_key = key if key is not None else _limit_key(
+                execution.definition_id, execution.input)  # a limit added meanwhile
             continue
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
@@ -226,9 +245,9 @@ def _create(triples) -> list[Execution]:
     return executions
 
 
-def _limit_key(execution: Execution) -> str:
+def _limit_key(definition_id: int, data: dict) -> str:
     try:
-        return limits.key_of(execution.definition_id, execution.input)
+        return limits.key_of(definition_id, data)
     except limits.ExpressionError as exc:
         raise InputInvalid(f"the concurrency limit's key cannot be computed from the "
                            f"input: {exc}") from None

@@ -34,18 +34,27 @@ class RunStatus(StrEnum):
 
 E, R = ExecutionStatus, RunStatus
 
-# An execution in one of these never moves again.
-TERMINAL_EXECUTION = frozenset({E.SUCCEEDED, E.FAILED, E.CANCELLED, E.COMPENSATED, E.SKIPPED})
-# Unfinished: it holds a concurrency-limit slot once admitted.
-ACTIVE_EXECUTION = frozenset(set(E) - TERMINAL_EXECUTION)
-# Unfinished and not compensating: a deadline still applies to it.
-DEADLINE_EXECUTION = frozenset({E.PENDING, E.RUNNING, E.WAITING})
-# How a finished execution reads to someone who started it (CLI exit codes, reports).
-SUCCESSFUL_EXECUTION = frozenset({E.SUCCEEDED, E.SKIPPED})
-UNSUCCESSFUL_EXECUTION = frozenset({E.FAILED, E.CANCELLED, E.COMPENSATED})
 
-TERMINAL_RUN = frozenset({R.SUCCEEDED, R.FAILED, R.SKIPPED, R.CANCELLED})
-ACTIVE_RUN = frozenset(set(R) - TERMINAL_RUN)
+def _values(*statuses: StrEnum) -> frozenset[str]:
+    # Plain str values: the hot path tests statuses read from the database
+    # against these sets, and plain strings compare fastest.
+    return frozenset(s.value for s in statuses)
+
+
+# An execution in one of these never moves again.
+TERMINAL_EXECUTION = _values(E.SUCCEEDED, E.FAILED, E.CANCELLED, E.COMPENSATED, E.SKIPPED)
+# Unfinished: it holds a concurrency-limit slot once admitted.
+ACTIVE_EXECUTION = _values(*E) - TERMINAL_EXECUTION
+# Unfinished and not compensating: a deadline still applies to it.
+DEADLINE_EXECUTION = _values(E.PENDING, E.RUNNING, E.WAITING)
+# How a finished execution reads to someone who started it (CLI exit codes, reports).
+SUCCESSFUL_EXECUTION = _values(E.SUCCEEDED, E.SKIPPED)
+UNSUCCESSFUL_EXECUTION = _values(E.FAILED, E.CANCELLED, E.COMPENSATED)
+# Ended in failure, for failure rates and health: cancelled says nothing about health.
+FAILED_EXECUTION = _values(E.FAILED, E.COMPENSATED)
+
+TERMINAL_RUN = _values(R.SUCCEEDED, R.FAILED, R.SKIPPED, R.CANCELLED)
+ACTIVE_RUN = _values(*R) - TERMINAL_RUN
 
 
 def choices(statuses: type[StrEnum]) -> list[tuple[str, str]]:

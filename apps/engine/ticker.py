@@ -15,7 +15,7 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.engine import clock, maintenance
+from apps.engine import clock, heartbeats, maintenance
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,12 @@ def run_ticker(stop: threading.Event | None = None, max_seconds: float | None = 
                 except Exception:  # a failing hook must not starve the reaper below
                     log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
             if time.monotonic() >= next_reap:
+                heartbeats.beat("ticker")
                 maintenance.reap_expired_leases()
                 maintenance.release_pools_with_room()
                 if time.monotonic() >= next_purge:
                     maintenance.purge_expired()
+                    heartbeats.forget_silent()
                     next_purge = time.monotonic() + PURGE_EVERY_S
                 maintenance.time_out_deadlines()
                 maintenance.resend_lost_wakeups()

@@ -32,6 +32,8 @@ from apps.workflows.specs import graph_for
 
 log = logging.getLogger(__name__)
 
+PAUSED = "paused"  # waiting_for of the runs an operator's pause holds
+
 RUN_FIELDS = ["status", "output", "error_class", "error_message", "retryable", "not_before",
               "wake_at", "wake_output", "waiting_for", "worker", "lease_expires_at", "lease_token",
               "lease_losses", "started_at", "finished_at", "duration_ms", "finished_seq"]
@@ -56,6 +58,9 @@ class Claim:
     queue: str = "default"
     # Why this node cannot run on this deployment (see Node.problem): it fails at once.
     problem: str = ""
+    # Costly incoming conditions the worker evaluates, outside any transaction,
+    # before running the node: none true, and the run ends `skipped` (planning.GATED).
+    gate: tuple = ()
 
 
 def queue_rank(queue: str) -> int:
@@ -117,8 +122,9 @@ class Batch:
         self.executions: dict = {}
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
-        self.finished: list = []  # executions this batch finished (notified in its commit)
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.node_logs: list = []  # (run, lines) of handlers that logged with ctx.log
+        self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
     def event(self, execution: Execution, type_: str, payload: dict | None = None) -> None:
@@ -145,6 +151,8 @@ class Batch:
                       lease_losses=lease_losses, created_at=self.now)
         if status == "skipped":
             run.finished_at = self.now
+        elif status == "ready" and not compensation and state.execution.paused:
+            run.status, run.waiting_for = "waiting", PAUSED  # held until an operator unpauses
         self.new_runs.append(run)
         (state.compensations if compensation else state.latest)[node_id] = run
         return run
@@ -190,6 +198,12 @@ class Batch:
             bulk_update_values(NodeRun, list(self.changed_runs.values()), RUN_FIELDS)
         if self.events:
             bulk_insert_values(ExecutionEvent, self.events)
+        if self.node_logs:
+            from apps.engine.models import NodeRunLog
+
+            bulk_insert_values(NodeRunLog, [
+                NodeRunLog(node_run_id=run.pk, execution_id=run.execution_id, lines=lines,
+                           created_at=self.now) for run, lines in self.node_logs])
         if self.executions:
             for execution in self.executions.values():
                 execution.updated_at = self.now
@@ -224,8 +238,10 @@ class Batch:
                      execution_id=str(state.execution.id), node_id=run.node_id,
                      attempt=policy_attempt(run), node_type=node.type, config=node.config,
                      timeout_s=node.timeout_s or queue_timeout_s(run.queue),
-                     input=state.execution.input,
-                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "")
+                     input=state.execution.input if run.input is None else run.input,
+                     nodes=scope["nodes"], queue=run.queue, problem=node.problem or "",
+                     gate=() if run.compensation else planning.gate_conditions(
+                         state.graph, run.node_id, state.status_map(), scope))
 
     def claimed(self) -> list[Claim]:
         """The claims to hand to the worker (after flush: new runs have their ids)."""
@@ -277,10 +293,19 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
              duration_ms: float | None = None) -> bool:
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
+    log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300],
+                extra={"execution": state.execution.id, "node": run.node_id,
+                       "attempt": run.attempt, "error_class": error_class})
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
+    if state.execution.status == "compensating" and not run.compensation and not lost_lease:
+        # A step that was left to settle failed: it did nothing to undo, and the
+        # execution is being undone, so it is not retried. A lost worker, though,
+        # says nothing of the outcome: that step is re-run (same idempotency key).
+        return True
     if lost_lease:
         # A killed worker is not the node's fault: it gets LEASE_LOSS_LIMIT more tries
         # whatever its retry policy, so a crash never fails an execution on its own.
@@ -332,7 +357,8 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     for node_id in plan.skipped:
         batch.add_run(state, node_id, status="skipped")
         batch.event(execution, "node.skipped", {"node": node_id})
-    held = execution.queue in paused_queues()  # a paused queue's successors wait too
+    # A paused queue's successors wait too; a paused execution's are held by add_run.
+    held = execution.paused or execution.queue in paused_queues()
     for node_id in plan.ready:
         run = batch.add_run(state, node_id)
         # Rate-limited work goes through the claim, where the buckets are locked.
@@ -401,42 +427,87 @@ def finish_execution(batch: Batch, state: ExecutionState, status: str, *, output
 
 
 def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None:
-    """Step 5's end: compensate completed steps in reverse order, else fail."""
+    """Step 5's end: undo completed steps in reverse order of completion, else fail.
+
+    1. Runs that have not started, or have nothing to undo, are cancelled.
+    2. A running step that has a compensating node may be halfway through its
+       side effect (a card being charged in a parallel branch): it is left to
+       *settle* — finish, fail, or be re-run after losing its worker — before
+       anything is undone, so that its outcome, not a guess, decides.
+    3. Then the compensating nodes of the completed steps run one at a time,
+       last completed first; none left to run means the execution failed.
+    """
     execution = state.execution
-    cancel_active(batch, state, "execution failed: " + (error.get("message") or "")[:200])
     execution.error = error
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    if not order:
+    settling = [r for r in state.latest.values()
+                if r.status == "running" and state.graph.nodes[r.node_id].compensate]
+    reason = "execution failed: " + (error.get("message") or "")[:200]
+    for run in state.active_runs():
+        if run not in settling:
+            finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+                       retryable=False)
+    order = _compensation_order(state)
+    if not order and not settling:
         finish_execution(batch, state, "failed", error=error)
         return
     execution.status = "compensating"
-    batch.event(execution, "execution.compensating", {"error": error, "order": order})
-    batch.add_run(state, order[0], compensation=True)
-    update_progress(batch, state)
+    batch.event(execution, "execution.compensating", {
+        "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
+    _continue_compensation(batch, state, [])
+
+
+def start_compensation(batch: Batch, state: ExecutionState) -> bool:
+    """An operator's compensate of a failed execution: undo its completed steps now,
+    last completed first. False (and nothing changed) if none has a compensating node."""
+    if not _compensation_order(state):
+        return False
+    execution = state.execution
+    execution.status = "compensating"
+    execution.finished_at = None
+    batch.event(execution, "execution.compensating", {
+        "error": execution.error, "order": _compensation_order(state), "settling": [],
+        "by_operator": True})
+    _continue_compensation(batch, state, [])
+    return True
+
+
+LEASE_EXPIRED = "lease expired"  # how the reaper's failures start
+
+
+def possibly_done(run: NodeRun) -> bool:
+    """A step that failed for good by losing its worker may have done its work."""
+    return run.status == "failed" and run.error_message.startswith(LEASE_EXPIRED)
+
+
+def _compensation_order(state: ExecutionState) -> list[str]:
+    done = sorted((r for r in state.latest.values()
+                   if r.status == "succeeded" or possibly_done(r)),
+                  key=lambda r: r.finished_seq or 0)
+    return planning.compensation_order(state.graph, [r.node_id for r in done])
 
 
 def _continue_compensation(batch: Batch, state: ExecutionState,
                            failed_for_good: list[NodeRun]) -> None:
+    """Run the next compensation once the steps still settling and the previous
+    compensation have finished. Each compensating node runs once (its own retry
+    policy and lease-loss re-runs aside: those repeat its idempotency key)."""
     comp_failed = [r for r in failed_for_good if r.compensation]
     if comp_failed:
         run = comp_failed[0]
         error = dict(state.execution.error or {})
         error["compensation"] = {"node": run.node_id, "class": run.error_class,
                                  "message": run.error_message}
+        cancel_active(batch, state, "compensation failed")
         finish_execution(batch, state, "failed", error=error)
         return
-    if any(r.status in ACTIVE_RUN for r in state.compensations.values()):
+    if state.active_runs():  # a step settling, or the previous compensation running
         update_progress(batch, state)
         return
-    done = sorted((r for r in state.latest.values() if r.status == "succeeded"),
-                  key=lambda r: r.finished_seq or 0)
-    order = planning.compensation_order(state.graph, [r.node_id for r in done])
-    remaining = [n for n in order if n not in state.compensations]
+    remaining = [n for n in _compensation_order(state) if n not in state.compensations]
     if remaining:
         batch.add_run(state, remaining[0], compensation=True)
         update_progress(batch, state)
-    else:
+    elif state.compensations:
         finish_execution(batch, state, "compensated")
-
+    else:  # the steps that were settling did nothing that needs undoing
+        finish_execution(batch, state, "failed")

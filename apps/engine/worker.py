@@ -12,7 +12,7 @@ import time
 
 from django.conf import settings
 
-from apps.engine import protocol
+from apps.engine import heartbeats, protocol
 from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, failure
 from apps.engine.runner import InFlight, get_runner
@@ -58,6 +58,8 @@ def drain(budget_s: float | None = None) -> int:
     lease_s, max_inflight, batch = cfg["LEASE_S"], cfg["MAX_INFLIGHT"], cfg["CLAIM_BATCH"]
     me = worker_id()
     runner = get_runner()
+    heartbeats.beat("worker", heartbeats.abandoned_of(runner),
+                    stats=heartbeats.executor_stats(runner, ()))
     inflight: dict[int, InFlight] = {}
     end = time.monotonic() + budget
     next_claim = 0.0
@@ -100,7 +102,11 @@ def drain(budget_s: float | None = None) -> int:
             continue
         results = [r for _, r in runner.wait(_wait_for(inflight, next_beat, next_claim))
                    if inflight.pop(r.run_id, None) is not None]
-        results += _overdue(runner, inflight)
+        overdue = _overdue(runner, inflight)
+        if overdue:
+            results += overdue
+            if runner.abandoned:
+                heartbeats.watch_abandoned(runner)  # shown in diagnostics until they return
         if results:
             finished += len(results)
             room = 0 if stopping else max_inflight - len(inflight)
@@ -110,8 +116,13 @@ def drain(budget_s: float | None = None) -> int:
         if time.monotonic() >= next_beat:
             held = {rid: f.claim.lease_token for rid, f in inflight.items()}
             for rid in protocol.heartbeat(me, held, lease_s):
-                log.info("lost the lease of node run %s; stopping it", rid)
-                runner.cancel(inflight.pop(rid))
+                flight = inflight.pop(rid)
+                log.info("lost the lease of node run %s; stopping it", rid,
+                         extra={"execution": flight.claim.execution_id,
+                                "node": flight.claim.node_id, "attempt": flight.claim.attempt})
+                runner.cancel(flight)
+            heartbeats.beat("worker", heartbeats.abandoned_of(runner),
+                            stats=heartbeats.executor_stats(runner, inflight.values()))
             next_beat = time.monotonic() + lease_s / 3
     if time.monotonic() >= end or _stop.is_set():
         wake_workers()  # hand what is left to a fresh wake-up (another worker, or later)

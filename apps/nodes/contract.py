@@ -6,6 +6,7 @@ Pure Python (no Django), so node types can be written and tested alone.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,11 @@ class ResourceError(NodeError):
 
 class NodeTimeout(NodeError):
     error_class = "timeout"
+
+
+MAX_LOG_LINES = 200
+MAX_LOG_CHARS = 2000
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,53 @@ class NodeContext:
     input: dict
     nodes: dict[str, dict]
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Where `emit` sends partial output (set by the worker; None: kept, not streamed).
+    emit_sink: Callable[[str], None] | None = field(default=None, repr=False)
+    emitted: list[str] = field(default_factory=list, repr=False)
+    # Lines the handler logged with `log`, kept with the node run (bounded).
+    logs: list[dict] = field(default_factory=list, repr=False)
+    logs_dropped: int = field(default=0, repr=False)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Log a line for this node run: kept with the run (shown with it in the admin,
+        the API and `braid status`) and sent to the `braid.node` logger. At most
+        MAX_LOG_LINES lines of MAX_LOG_CHARS are kept; the rest are counted."""
+        import logging
+        from datetime import UTC
+        from datetime import datetime as _dt
+
+        level = level if level in LOG_LEVELS else "info"
+        text = str(message)[:MAX_LOG_CHARS]
+        logging.getLogger("braid.node").log(
+            LOG_LEVELS[level], "%s", text,
+            extra={"execution": self.execution_id, "node": self.node_id,
+                   "attempt": self.attempt})
+        if len(self.logs) >= MAX_LOG_LINES:
+            self.logs_dropped += 1
+            return
+        self.logs.append({"at": _dt.now(UTC).isoformat(timespec="milliseconds"),
+                          "level": level, "message": text})
+
+    def captured_logs(self) -> list[dict]:
+        if not self.logs_dropped:
+            return list(self.logs)
+        return [*self.logs, {"at": self.logs[-1]["at"], "level": "warning",
+                             "message": f"… {self.logs_dropped} more line(s) not kept"}]
+
+    def emit(self, text: str) -> None:
+        """Stream partial output (e.g. LLM tokens) to live followers of the execution.
+
+        Chunks are batched into `node.output.delta` frames; they are not events of
+        the log. The whole text becomes durable in the node's output when it
+        finishes (see `with_emitted_text`).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"emit() takes str, not {type(text).__name__}")
+        if not text:
+            return
+        self.emitted.append(text)
+        if self.emit_sink is not None:
+            self.emit_sink(text)
 
     @property
     def idempotency_key(self) -> str:
@@ -92,3 +145,20 @@ class NodeContext:
 
     def expression_context(self) -> dict:
         return {"input": self.input, "nodes": self.nodes}
+
+
+def with_emitted_text(value: Any, ctx: NodeContext) -> Any:
+    """A handler's return value with the text it emitted made durable.
+
+    Nothing emitted: unchanged. Returned None: `{"text": <all emitted text>}`. A dict
+    without "text": that dict plus "text". A dict with "text", or any other value:
+    unchanged (the handler said what its output is).
+    """
+    if not ctx.emitted:
+        return value
+    text = "".join(ctx.emitted)
+    if value is None:
+        return {"text": text}
+    if isinstance(value, dict) and "text" not in value:
+        return {**value, "text": text}
+    return value

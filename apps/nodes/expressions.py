@@ -75,6 +75,10 @@ def configure(limits: ExpressionLimits) -> None:
     LIMITS = limits
     compile_expression.cache_clear()
     is_cheap.cache_clear()
+    needs_sandbox.cache_clear()
+    from apps.nodes import registry  # its per-config cheapness answers depend on LIMITS
+
+    registry._CHEAP.clear()
 
 
 class ExpressionError(Exception):
@@ -205,6 +209,14 @@ def check_expression(source: str) -> list[str]:
             continue
         problems.append(f"unknown function {name!r}")
     return problems
+
+
+@lru_cache(maxsize=4096)
+def needs_sandbox(source: str) -> bool:
+    """Within the limits but not proven cheap: `evaluate` runs it in the sandbox.
+    (A source over the limits is neither: evaluating it fails at once.)"""
+    return (isinstance(source, str) and not is_cheap(source)
+            and bounds_problem(source) is None)
 
 
 def evaluate(source: str, context: dict) -> Any:

@@ -77,3 +77,22 @@ def fib(ctx: NodeContext):
     if not 0 <= n <= 30:
         raise NodeError("n must be from 0 to 30", error_class="configuration", retryable=False)
     return {"n": n, "fib": slow(n), "pid": os.getpid()}
+
+
+@register_function("braid.stream_text")
+def stream_text(ctx: NodeContext):
+    """Streams `args.chunks` tokens with `ctx.emit` (like an LLM), `args.delay_s` apart.
+
+    The output is {"tokens": n, "text": <everything emitted>}.
+    """
+    import time
+
+    args = ctx.config.get("args", {})
+    count, delay = int(args.get("chunks", 10)), float(args.get("delay_s", 0))
+    for i in range(count):
+        if ctx.cancelled:
+            raise NodeError("cancelled", error_class="cancelled", retryable=False)
+        ctx.emit(f"tok{i} ")
+        if delay:
+            time.sleep(delay)
+    return {"tokens": count}

@@ -58,9 +58,18 @@ class NodeType:
         return self.inline and self._cheap(config)
 
     def _cheap(self, config: dict) -> bool:
+        # Asked for every claimed run: remembered per config object (a stored
+        # version's configs are parsed once per process and never change).
+        known = _CHEAP.get(id(config))
+        if known is not None and known[0] is config:
+            return known[1]
         from apps.nodes.expressions import is_cheap
 
-        return all(is_cheap(source) for source in self.expressions(config))
+        cheap = all(is_cheap(source) for source in self.expressions(config))
+        if len(_CHEAP) > 10_000:
+            _CHEAP.clear()
+        _CHEAP[id(config)] = (config, cheap)
+        return cheap
 
     def wants_process(self, config: dict) -> bool:
         """Run this node in the worker's process pool (CPU-bound work)?"""
@@ -79,6 +88,7 @@ class NodeType:
 
 
 _REGISTRY: dict[str, NodeType] = {}
+_CHEAP: dict[int, tuple[dict, bool]] = {}  # id(config) → (config, all expressions cheap)
 
 
 def register_node_type(cls: type[NodeType]) -> type[NodeType]:

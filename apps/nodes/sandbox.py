@@ -29,17 +29,27 @@ ROOT = Path(__file__).resolve().parents[2]
 # Test-only hook: a child whose environment sets this crashes (SIGSEGV) on any
 # source containing its value, as the library does on inputs nobody can predict.
 CRASH_ENV = "BRAID_TEST_SANDBOX_CRASH"
+# How long a new child may take to start (a loaded host); not part of any budget.
+START_TIMEOUT_S = 60.0
 
 
 class _Child:
     """One evaluator process and its pipes."""
 
     def __init__(self):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        # A minimal environment: the child needs no database URL or secret key.
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+        if os.environ.get(CRASH_ENV):
+            env[CRASH_ENV] = os.environ[CRASH_ENV]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "apps.nodes.sandbox"], cwd=ROOT, env=env, bufsize=0,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            # The budget counts evaluation only: wait for the child's "ready" line.
+            self._read_line(START_TIMEOUT_S)
+        except (TimeoutError, EOFError):
+            self.kill()
+            raise
 
     def ask(self, request: bytes, budget_s: float) -> dict:
         """Send one request; the answer, or raise TimeoutError / EOFError."""
@@ -47,7 +57,10 @@ class _Child:
             self.proc.stdin.write(request)
         except (BrokenPipeError, OSError):
             raise EOFError from None
-        deadline = time.monotonic() + budget_s
+        return json.loads(self._read_line(budget_s))
+
+    def _read_line(self, timeout_s: float) -> bytes:
+        deadline = time.monotonic() + timeout_s
         fd = self.proc.stdout.fileno()
         chunks = []
         while True:
@@ -59,7 +72,7 @@ class _Child:
                 raise EOFError
             chunks.append(chunk)
             if chunk.endswith(b"\n"):
-                return json.loads(b"".join(chunks))
+                return b"".join(chunks)
 
     def kill(self) -> str:
         """Kill the child; how it ended (for the error message)."""
@@ -112,6 +125,10 @@ class Sandbox:
             self._count += 1
         try:
             return _Child()
+        except (TimeoutError, EOFError):
+            self._give(None)
+            raise ExpressionError("the expression sandbox process could not start",
+                                  error_class="resource", retryable=True) from None
         except BaseException:
             self._give(None)
             raise
@@ -161,6 +178,8 @@ def serve() -> None:
     Sources arrive already bounded (by the parent's limits) and compiled once there.
     """
     crash_on = os.environ.get(CRASH_ENV)
+    sys.stdout.buffer.write(b"ready\n")
+    sys.stdout.buffer.flush()
     for line in sys.stdin.buffer:
         request = json.loads(line)
         source = request["source"]

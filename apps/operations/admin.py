@@ -170,3 +170,5 @@ class HostSampleAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+from apps.operations import admin_interventions  # noqa: E402,F401 - the execution page's buttons

@@ -15,6 +15,7 @@ from django.db.models import Count, Min, Q
 
 from apps.engine.models import Execution, NodeRun
 from apps.engine.queues import paused_queues
+from apps.engine.statuses import DEADLINE_EXECUTION, FAILED_EXECUTION
 from apps.operations.models import Alert
 from apps.operations.monitor import latest_hosts
 from apps.operations.rules import Finding, RuleConfig, percentile, stuck_limit_s
@@ -69,10 +70,12 @@ def node_stuck(rule: RuleConfig, now: datetime) -> list[Finding]:
     running = list(NodeRun.objects.filter(status="running",
                                           started_at__lte=now - timedelta(seconds=min_s))
                    .values_list("id", "execution_id", "node_id", "started_at", "worker",
-                                "execution__definition_id", "execution__definition__slug")
+                                "execution__definition_id", "execution__definition__slug",
+                                "execution__version_id")
                    .order_by("started_at")[:200])
     findings, p95_cache = [], {}
-    for run_id, execution_id, node_id, started_at, worker, definition_id, slug in running:
+    for (run_id, execution_id, node_id, started_at, worker, definition_id, slug,
+         version_id) in running:
         key = (definition_id, node_id)
         if key not in p95_cache:
             durations = list(NodeRun.objects.filter(
@@ -81,13 +84,14 @@ def node_stuck(rule: RuleConfig, now: datetime) -> list[Finding]:
                                                                       flat=True)[:200])
             p95 = percentile(durations, 0.95)
             p95_cache[key] = None if p95 is None else p95 / 1000
-        limit = stuck_limit_s(None, p95_cache[key], float(rule.threshold or 2.0), min_s)
+        limit = stuck_limit_s(expected_s(version_id, node_id), p95_cache[key],
+                              float(rule.threshold or 2.0), min_s)
         ran_s = (now - started_at).total_seconds()
         if limit is not None and ran_s > limit:
             findings.append(Finding(
                 key=str(run_id), subject_kind="node_run", subject_id=str(run_id),
-                title=f"{slug}: node {node_id} has run {ran_s:.0f} s (usual p95 "
-                      f"{p95_cache[key]:.1f} s)",
+                title=f"{slug}: node {node_id} has run {ran_s:.0f} s (expected at most "
+                      f"{limit:.0f} s)",
                 workflow_id=definition_id, execution_id=str(execution_id),
                 details={"node": node_id, "ran_s": round(ran_s, 1),
                          "expected_s": round(limit, 1), "worker": worker,
@@ -95,10 +99,20 @@ def node_stuck(rule: RuleConfig, now: datetime) -> list[Finding]:
     return findings
 
 
+def expected_s(version_id: int, node_id: str) -> float | None:
+    """The node's declared `expected_s`, if its version says (and today's code reads it)."""
+    from apps.workflows.specs import graph_for
+
+    try:
+        return graph_for(version_id).nodes[node_id].expected_s
+    except Exception:  # a version this code cannot read: fall back on its history
+        return None
+
+
 def deadline_passed(rule: RuleConfig, now: datetime) -> list[Finding]:
     """Unfinished executions past their deadline (the reaper should have timed them out)."""
     rows = (Execution.objects.filter(deadline__lt=now,
-                                     status__in=["pending", "running", "waiting"])
+                                     status__in=DEADLINE_EXECUTION)
             .values_list("id", "definition_id", "definition__slug", "deadline")[:100])
     return [Finding(key=str(pk), subject_kind="execution", subject_id=str(pk),
                     title=f"{slug}: execution {str(pk)[:8]} is past its deadline",
@@ -177,7 +191,7 @@ def failure_rate(rule: RuleConfig, now: datetime) -> list[Finding]:
                                      finished_at__gte=window)
             .values("definition_id", "definition__slug")
             .annotate(total=Count("id"),
-                      failed=Count("id", filter=Q(status__in=["failed", "compensated"])))
+                      failed=Count("id", filter=Q(status__in=FAILED_EXECUTION)))
             .order_by())
     findings = []
     for row in rows:
@@ -214,6 +228,32 @@ def db_connections(rule: RuleConfig, now: datetime) -> list[Finding]:
     return []
 
 
+def release_stopped(rule: RuleConfig, now: datetime) -> list[Finding]:
+    """Per workflow: critical release-log entries (a blue-green smoke run failed, the
+    judge rolled a canary back) since an operator last resolved this workflow's alert."""
+    from apps.workflows.models import ReleaseEvent
+
+    since = now - timedelta(seconds=rule.get("window_s", 86400))
+    rows = (ReleaseEvent.objects.filter(severity="critical", created_at__gte=since)
+            .order_by("-created_at")
+            .values_list("definition_id", "definition__slug", "kind", "reason", "created_at")
+            [:500])
+    by_workflow: dict[int, list] = {}
+    for definition_id, slug, kind, reason, created_at in rows:
+        last_resolved = _last_resolved(rule.name, definition_id)
+        if last_resolved and created_at <= last_resolved:
+            continue
+        by_workflow.setdefault(definition_id, []).append((slug, kind, reason))
+    return [Finding(key=str(definition_id), subject_kind="workflow", subject_id=items[0][0],
+                    workflow_id=definition_id,
+                    title=f"release of {items[0][0]} stopped: {items[0][2]}"[:250],
+                    details={"count": len(items), "latest": items[0][1],
+                             "reasons": [i[2] for i in items[:MAX_LISTED]],
+                             "action": "open the workflow's Releases page: read the figures "
+                                       "in the release log, fix, deploy again"})
+            for definition_id, items in by_workflow.items()]
+
+
 CHECKS = {
     "execution_failed": execution_failed,
     "node_stuck": node_stuck,
@@ -224,4 +264,5 @@ CHECKS = {
     "host_cpu": host_cpu,
     "host_memory": host_memory,
     "db_connections": db_connections,
+    "release_stopped": release_stopped,
 }

@@ -18,6 +18,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from apps.engine.statuses import ACTIVE_EXECUTION
 from apps.operations.models import Alert, MetricCounter
 
 COUNTERS = {
@@ -100,7 +101,7 @@ class BraidCollector:
 
         active = GaugeMetricFamily("braid_executions_active", "Unfinished executions by status.",
                                    labels=["status"])
-        for status in ("pending", "running", "waiting", "compensating"):
+        for status in sorted(ACTIVE_EXECUTION):
             active.add_metric([status], Execution.objects.filter(status=status).count())
         yield active
 
@@ -124,6 +125,14 @@ class BraidCollector:
         for severity in ("info", "warning", "critical"):
             alerts.add_metric([severity], counts.get(severity, 0))
         yield alerts
+
+        longest = GaugeMetricFamily("braid_execution_longest_running_seconds",
+                                    "How long the longest-running unfinished execution has run.")
+        oldest_start = (Execution.objects.filter(status__in=["running", "waiting"],
+                                                 started_at__isnull=False)
+                        .order_by("started_at").values_list("started_at", flat=True).first())
+        longest.add_metric([], (now - oldest_start).total_seconds() if oldest_start else 0.0)
+        yield longest
 
         first = Execution.objects.order_by("created_at").values_list("created_at",
                                                                      flat=True).first()

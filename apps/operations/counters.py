@@ -21,14 +21,15 @@ from functools import lru_cache
 from django.db import connection
 
 from apps.engine import hooks
+from apps.engine.statuses import TERMINAL_EXECUTION, TERMINAL_RUN
 
 log = logging.getLogger(__name__)
 
 FLUSH_S = 5.0
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                     60.0, 300.0, float("inf"))
-FINISHED = {"succeeded", "failed", "cancelled", "compensated", "skipped"}
-NODE_OUTCOMES = {"succeeded", "failed", "skipped", "cancelled"}
+FINISHED = TERMINAL_EXECUTION
+NODE_OUTCOMES = TERMINAL_RUN
 
 _pending: Counter = Counter()
 _lock = threading.Lock()

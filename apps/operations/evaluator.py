@@ -33,6 +33,12 @@ def rules() -> list:
     return [rule_config(name, overrides.get(name), rows.get(name)) for name in CHECKS]
 
 
+def configured(name: str):
+    """One rule as configured now: defaults ← settings ← the admin's row."""
+    return rule_config(name, getattr(settings, "BRAID_ALERT_RULES", {}).get(name),
+                       RuleSetting.objects.filter(rule=name).first())
+
+
 def evaluate(now=None) -> dict[str, dict]:
     """Run every rule once; returns {rule: {opened, bumped, resolved}}."""
     now = now or timezone.now()

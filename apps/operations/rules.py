@@ -32,6 +32,8 @@ DEFAULT_RULES: dict[str, dict] = {
                     "title": "Worker host memory is high"},
     "db_connections": {"severity": "warning", "threshold": 0.8, "for_s": 60.0,
                        "title": "Database connections near their maximum"},
+    "release_stopped": {"severity": "critical", "window_s": 86400.0,
+                        "title": "A release stopped: failed smoke run or automatic rollback"},
 }
 
 

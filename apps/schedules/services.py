@@ -384,3 +384,63 @@ def _start_queued(pk: int, now: datetime, windows: list[planning.Window]) -> int
         _fired(schedule, execution, now)
         schedule.save(update_fields=["last_execution", "last_fired_at", "updated_at"])
     return 1
+
+
+# --- edits (API) ------------------------------------------------------------------------------
+
+SCHEDULE_FIELDS = ("name", "cron", "timezone", "run_at", "input", "priority", "queue",
+                   "overlap", "catch_up", "max_catch_up", "grace_s")
+TIMING_FIELDS = {"cron", "timezone", "run_at"}
+
+
+def update_schedule(schedule, now: datetime | None = None, **changes) -> Schedule:
+    """Change a schedule's fields (see SCHEDULE_FIELDS); a new timing moves next_run_at.
+    Raises InputInvalid listing every problem (nothing is saved then)."""
+    schedule = _get(schedule)
+    unknown = sorted(set(changes) - set(SCHEDULE_FIELDS))
+    if unknown:
+        raise InputInvalid(f"cannot change {', '.join(unknown)}",
+                           [_problem(k, "not a changeable field") for k in unknown])
+    for key, value in changes.items():
+        setattr(schedule, key, " ".join(value.split()) if key == "cron" else value)
+    check_schedule(schedule)
+    if TIMING_FIELDS & set(changes) and schedule.enabled:
+        reschedule(schedule, now)
+    schedule.save()
+    return schedule
+
+
+def delete_schedule(schedule) -> None:
+    """Delete a schedule and its audit rows; executions it started stay."""
+    _get(schedule).delete()
+
+
+def _check_window(window: MaintenanceWindow) -> None:
+    try:
+        planning.check_window(window.as_window())
+    except planning.PlanningError as exc:
+        raise InputInvalid(str(exc), [_problem("window", str(exc))]) from None
+
+
+WINDOW_FIELDS = ("name", "starts_at", "ends_at", "cron", "timezone", "duration", "workflow",
+                 "reason")
+
+
+def save_window(window: MaintenanceWindow | None = None, **fields) -> MaintenanceWindow:
+    """Create (window=None) or change a maintenance window. Raises InputInvalid."""
+    window = window or MaintenanceWindow()
+    unknown = sorted(set(fields) - set(WINDOW_FIELDS))
+    if unknown:
+        raise InputInvalid(f"cannot set {', '.join(unknown)}",
+                           [_problem(k, "not a window field") for k in unknown])
+    for key, value in fields.items():
+        setattr(window, key, value)
+    if not window.name:
+        raise InputInvalid("a window needs a name", [_problem("name", "required")])
+    _check_window(window)
+    window.save()
+    return window
+
+
+def delete_window(window: MaintenanceWindow) -> None:
+    window.delete()

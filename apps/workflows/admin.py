@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from apps.workflows.models import WorkflowDefinition, WorkflowVersion
+from apps.workflows.models import Release, ReleaseEvent, WorkflowDefinition, WorkflowVersion
 
 # --- shared helpers for big tables --------------------------------------------
 
@@ -234,3 +234,45 @@ class WorkflowVersionAdmin(ReadOnlyMixin, BigTableAdmin):
     @admin.display(description="graph")
     def graph_pretty(self, obj):
         return pretty_json(obj.graph)
+
+
+# --- releases and their log (read-only: they change through the release services) ------
+
+@admin.register(Release)
+class ReleaseAdmin(ReadOnlyMixin, BigTableAdmin):
+    list_display = ("__str__", "strategy", "state", "percent", "created_by", "created_at",
+                    "finished_at")
+    list_select_related = ("definition", "candidate_version", "created_by")
+    list_filter = ("state", "strategy", NamedDefinitionFilter)
+    search_fields = ("=definition__slug",)
+    search_help_text = "An exact workflow slug."
+    ordering = ("-id",)
+    fields = ("definition", "strategy", "state", "stable_version", "candidate_version",
+              "steps", "step_index", "step_started_at", "routing_key", "routing_expression",
+              "thresholds", "smoke_inputs", "smoke_execution_ids", "smoke_timeout_s",
+              "reason", "created_by", "created_at", "finished_at")
+    readonly_fields = fields
+
+
+@admin.register(ReleaseEvent)
+class ReleaseEventAdmin(ReadOnlyMixin, BigTableAdmin):
+    """The release log of every workflow: who did what, when, why, with which figures."""
+
+    list_display = ("created_at", "definition", "kind", "severity", "who", "reason")
+    list_select_related = ("definition",)
+    list_filter = ("kind", "severity", NamedDefinitionFilter)
+    search_fields = ("=definition__slug", "=actor_name")
+    search_help_text = "An exact workflow slug or user name."
+    ordering = ("-id",)
+    list_defer = ("figures",)
+    fields = ("created_at", "definition", "release", "kind", "severity", "actor_name",
+              "reason", "figures_pretty")
+    readonly_fields = fields
+
+    @admin.display(description="who")
+    def who(self, obj):
+        return obj.actor_name or "system"
+
+    @admin.display(description="figures")
+    def figures_pretty(self, obj):
+        return pretty_json(obj.figures)

@@ -67,6 +67,10 @@ class Node:
     # Why this node cannot run on this code (trusted loads only); its runs fail
     # as `configuration` with this message.
     problem: str | None = field(default=None, compare=False)
+    # What its output must look like (JSON Schema): an operator's skip-with-output
+    # is checked against it. And how long it usually takes (the stuck-node alert).
+    output_schema: dict | None = field(default=None, hash=False, compare=False)
+    expected_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,13 +170,8 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     problems: list[Problem] = []
     if not isinstance(spec, dict):
         raise GraphInvalid([Problem("definition", "must be a JSON object")])
-    if not limits.trusted and depth_over(spec):
-        raise GraphInvalid([Problem("definition", f"is nested more than {MAX_DEPTH} levels "
-                                    "deep")])
-    size = 0 if limits.trusted else len(json.dumps(spec, separators=(",", ":"), default=str))
-    if size > limits.max_bytes:
-        raise GraphInvalid([Problem(
-            "definition", f"is {size} bytes, more than the limit of {limits.max_bytes}")])
+    if not limits.trusted:
+        _check_size_and_depth(spec, limits)
 
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -193,6 +192,21 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
         raise GraphInvalid(problems)
     return Graph(name=name, nodes=nodes, edges=tuple(edges), input_schema=input_schema,
                  output=output, deadline_s=deadline_s)
+
+
+def _check_size_and_depth(spec: dict, limits: Limits) -> None:
+    """Size first (the C encoder, fast), then the depth walk on what is small enough."""
+    too_deep = GraphInvalid([Problem("definition", f"is nested more than {MAX_DEPTH} levels "
+                                     "deep")])
+    try:
+        size = len(json.dumps(spec, separators=(",", ":"), default=str))
+    except RecursionError:
+        raise too_deep from None
+    if size > limits.max_bytes:
+        raise GraphInvalid([Problem(
+            "definition", f"is {size} bytes, more than the limit of {limits.max_bytes}")])
+    if depth_over(spec):
+        raise too_deep
 
 
 def _where(index: int, node_id: Any) -> str:
@@ -249,7 +263,8 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
             problems.append(Problem(where, "duplicate id", node_id))
             continue
         for key in sorted(set(item) - {"id", "type", "name", "config", "retry", "timeout_s",
-                                       "fallback", "compensate", "pool", "slots"}):
+                                       "fallback", "compensate", "pool", "slots",
+                                       "output_schema", "expected_s"}):
             problems.append(Problem(where, f"unknown field {key!r}", node_id))
         node_type = item.get("type")
         config = item.get("config", {})
@@ -277,8 +292,31 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
             compensate=_ref(item.get("compensate"), f"{where} compensate", node_id, problems),
             **_pool(item, where, node_id, problems),
             problem="; ".join(runnable) if limits.trusted and runnable else None,
+            output_schema=_output_schema(item.get("output_schema"), where, node_id, problems),
+            expected_s=_positive_number(item.get("expected_s"), f"{where} expected_s", problems,
+                                        node_id, None),
         )
     return nodes
+
+
+def _output_schema(value: Any, where: str, node_id: str,
+                   problems: list[Problem]) -> dict | None:
+    if value is None:
+        return None
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(value, dict):
+        problems.append(Problem(f"{where} output_schema", "must be a JSON Schema object",
+                                node_id))
+        return None
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        problems.append(Problem(f"{where} output_schema", f"is not a valid JSON Schema: "
+                                f"{exc.message}", node_id))
+        return None
+    return value
 
 
 def _ref(value: Any, where: str, node_id: str, problems: list[Problem]) -> str | None:

@@ -11,6 +11,9 @@ class WorkflowDefinition(models.Model):
     description = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                               on_delete=models.SET_NULL, related_name="workflows")
+    # The team that owns it and everything under it; none: staff only.
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="workflows")
     # Ad-hoc definitions hold inline graphs started without a saved workflow.
     adhoc = models.BooleanField(default=False)
     # The version a start by slug runs. Releases (blue-green, canary) move it.

@@ -1,7 +1,10 @@
 """Writes of the workflows floor: definitions and immutable versions."""
 
+import re
+
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
+from django.utils.text import slugify
 
 from apps.nodes.expressions import evaluate
 from apps.workflows import releases
@@ -10,6 +13,16 @@ from apps.workflows.graph import GraphInvalid
 from apps.workflows.models import Release, WorkflowDefinition, WorkflowVersion
 from apps.workflows.routing import PINNED, Routing, route
 from apps.workflows.specs import checksum, validate_definition
+
+SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
+
+
+def check_slug(slug) -> None:
+    """A workflow's slug: letters, digits, - and _, at most 100 (it appears in URLs)."""
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+        raise DefinitionInvalid(f"{slug!r} is not a valid slug", [{
+            "where": "slug", "node": None,
+            "message": "use letters, digits, - and _ (at most 100), such as 'order-saga'"}])
 
 
 def check_definition(spec) -> None:
@@ -25,19 +38,20 @@ def check_definition(spec) -> None:
 @transaction.atomic
 def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
                     name: str | None = None, description: str | None = None,
-                    make_current: bool = True) -> WorkflowVersion:
-    """Create the definition if new, store `spec` as its next version.
+                    make_current: bool = True, team_id: int | None = None) -> WorkflowVersion:
+    """Create the definition if new (owned by `team_id`), store `spec` as its next version.
 
     Publishing a graph identical to an existing version returns that version
     (no new number). With `make_current` the version becomes current at once,
     recorded in the release log as an immediate deploy; while a blue-green or
     canary release is active that is refused (ship through the release instead).
     """
+    check_slug(slug)
     check_definition(spec)
     definition, _ = WorkflowDefinition.objects.select_for_update().get_or_create(
         slug=slug, defaults={"name": name or spec.get("name") or slug,
                              "description": description or spec.get("description", ""),
-                             "owner": author})
+                             "owner": author, "team_id": team_id})
     digest = checksum(spec)
     version = definition.versions.filter(checksum=digest).order_by("-number").first()
     if version is None:
@@ -54,18 +68,26 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     return version
 
 
-def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
-    """An inline definition, stored once per distinct graph as an ad-hoc version."""
+def adhoc_version(spec: dict, *, author=None, team_id: int | None = None) -> WorkflowVersion:
+    """An inline definition, stored once per distinct graph and team as an ad-hoc version
+    (owned by `team_id`; without one it is staff-only).
+
+    Its workflow is named after the definition's `name`: "Three steps" runs as
+    `three-steps-<12 hex digits of its checksum>` (with `-t<team id>` before the
+    digits when a team owns it), so lists and the CLI say what it is.
+    """
     check_definition(spec)
     digest = checksum(spec)
-    slug = f"adhoc-{digest[:16]}"
+    suffix = f"-{digest[:12]}" if team_id is None else f"-t{team_id}-{digest[:12]}"
+    slug = f"{slugify(spec['name'])[:100 - len(suffix)] or 'adhoc'}{suffix}"
     existing = WorkflowVersion.objects.filter(definition__slug=slug, checksum=digest).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
             definition = WorkflowDefinition.objects.create(
-                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author)
+                slug=slug, name=spec.get("name") or slug, adhoc=True, owner=author,
+                team_id=team_id)
             version = WorkflowVersion.objects.create(definition=definition, number=1,
                                                      graph=spec, checksum=digest,
                                                      author=author, notes="inline definition")
@@ -73,7 +95,13 @@ def adhoc_version(spec: dict, *, author=None) -> WorkflowVersion:
             definition.save(update_fields=["current_version"])
             return version
     except IntegrityError:  # another request stored the same graph first
-        return WorkflowVersion.objects.get(definition__slug=slug, checksum=digest)
+        version = WorkflowVersion.objects.filter(definition__slug=slug,
+                                                 checksum=digest).first()
+        if version is None:
+            raise DefinitionInvalid(f"a workflow {slug!r} already exists", [{
+                "where": "name", "node": None,
+                "message": "another workflow has this slug; rename the definition"}]) from None
+        return version
 
 
 def current_version(slug: str) -> WorkflowVersion:

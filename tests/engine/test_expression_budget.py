@@ -15,10 +15,12 @@ import pytest
 from django.db import connection
 
 from apps.engine import maintenance
-from apps.engine.models import Execution, NodeRun
+from apps.engine.errors import InputInvalid
+from apps.engine.models import ConcurrencyLimit, Execution, NodeRun
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
 from apps.nodes import expressions, sandbox
+from apps.workflows.services import publish_version
 from tests.conftest import run_until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,7 +93,7 @@ def wait_finished(execution_id, timeout: float) -> Execution:
 
 def test_a_costly_expression_fails_after_its_budget_while_plain_executions_finish(
         budget, workers):
-    budget(2.0)
+    budget(5.0)
     costly = start_execution(StartRequest(definition=costly_spec(),
                                           input={"xs": list(range(2000))}))
     # Wait until the costly evaluation is under way, then start ten plain ones beside it.
@@ -106,7 +108,7 @@ def test_a_costly_expression_fails_after_its_budget_while_plain_executions_finis
     assert [e.output["c"]["y"] for e in finished] == [(i + 1) * 2 for i in range(10)]
     assert failed.status == "failed"
     assert failed.error["class"] == "timeout"
-    assert "budget of 2 s" in failed.error["message"]
+    assert "budget of 5 s" in failed.error["message"]
     attempts = NodeRun.objects.filter(execution=costly, node_id="count").order_by("attempt")
     assert [(r.attempt, r.error_class) for r in attempts] == [(1, "timeout"), (2, "timeout")]
     # The plain executions did not wait for the costly one's first attempt to end:
@@ -140,17 +142,46 @@ def test_an_evaluation_that_crashes_its_process_fails_only_its_run_as_resource(
     assert expressions.evaluate("input.xs.map(a, a + 1)", {"input": {"xs": [1]}}) == [2]
 
 
-def test_a_costly_edge_condition_fails_the_execution_as_timeout(budget, run_graph):
+def test_a_costly_edge_condition_is_decided_by_its_target_run_and_fails_as_timeout(
+        budget, run_graph):
     budget(0.5)
     spec = {"name": "costly edge", "nodes": [
-        {"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}],
+        {"id": "a", "type": "noop"},
+        {"id": "b", "type": "noop", "retry": {"max_attempts": 2, "backoff_s": 0.1}}],
         "edges": [{"from": "a", "to": "b", "when": f"size({COSTLY}) > 0"}]}
 
     execution = run_graph(spec, input={"xs": list(range(2000))}, timeout=60)
 
     assert execution.status == "failed"
     assert execution.error["class"] == "timeout"
-    assert "edge a → b" in execution.error["message"]
+    assert execution.error["node"] == "b"
+    assert execution.error["message"].startswith("condition: ")
+    runs = NodeRun.objects.filter(execution=execution, node_id="b").order_by("attempt")
+    assert [(r.attempt, r.error_class) for r in runs] == [(1, "timeout"), (2, "timeout")]
+
+
+def test_costly_conditions_pick_a_branch_and_the_untaken_one_is_skipped(run_graph):
+    spec = {"name": "costly branch", "nodes": [
+        {"id": "start", "type": "noop"},
+        {"id": "big", "type": "noop", "config": {"output": {"went": "big"}}},
+        {"id": "small", "type": "noop", "config": {"output": {"went": "small"}}},
+        {"id": "after_small", "type": "noop"},
+        {"id": "join", "type": "transform", "config": {"output": {
+            "went": "has(nodes.big.output) ? nodes.big.output.went : nodes.small.output.went"}}},
+    ], "edges": [
+        {"from": "start", "to": "big", "when": "input.xs.exists(x, x > 10)"},
+        {"from": "start", "to": "small", "when": "!input.xs.exists(x, x > 10)"},
+        {"from": "small", "to": "after_small"},
+        {"from": "big", "to": "join"}, {"from": "after_small", "to": "join"},
+    ]}
+
+    execution = run_graph(spec, input={"xs": [1, 20]})
+
+    assert execution.status == "succeeded", execution.error
+    assert execution.output == {"join": {"went": "big"}}
+    statuses = dict(NodeRun.objects.filter(execution=execution).values_list("node_id", "status"))
+    assert statuses == {"start": "succeeded", "big": "succeeded", "small": "skipped",
+                        "after_small": "skipped", "join": "succeeded"}
 
 
 def test_a_costly_output_expression_fails_the_execution_as_timeout(budget, run_graph):
@@ -190,3 +221,19 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met")
+
+
+def test_a_costly_limit_key_is_refused_after_its_budget_and_starts_nothing(budget):
+    budget(0.5)
+    version = publish_version("keyed", PLAIN)
+    ConcurrencyLimit.objects.create(workflow=version.definition, max_running=1,
+                                    key=f"string(size({COSTLY}))")
+
+    with pytest.raises(InputInvalid) as err:
+        start_execution(StartRequest(workflow="keyed", input={"xs": list(range(2000))}))
+
+    assert "key cannot be computed" in err.value.message
+    assert "budget of 0.5 s" in err.value.message
+    assert not Execution.objects.exists()
+    keyed = start_execution(StartRequest(workflow="keyed", input={"xs": [1, 2]}))
+    assert keyed.limit_key == "2"

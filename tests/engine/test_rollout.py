@@ -264,3 +264,35 @@ def test_a_bad_deploy_says_what_is_wrong(orders, options, where):
     assert any(p["where"].startswith(where) for p in info.value.problems) or \
         where in info.value.message
     assert not Release.objects.filter(state__in=("smoke", "canary")).exists()
+
+
+
+def test_figures_count_failures_and_p95_of_each_route(orders):
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.engine.rollout import _figures_rows, figures
+
+    release = rollout.deploy("orders", 3, strategy="canary", steps=[50, 100],
+                             routing_key="execution_id")
+    start_by_slug(120)
+    drain_all()
+    candidate = Execution.objects.filter(route="candidate")
+    durations = sorted((e.finished_at - e.created_at).total_seconds() * 1000
+                       for e in candidate)
+
+    figs, in_step = figures(orders.pk, release.candidate_version_id, release.created_at,
+                            route="candidate", step_since=release.step_started_at)
+
+    assert figs.finished == candidate.count() == in_step
+    assert figs.failed == candidate.filter(status="failed").count() > 0
+    assert figs.p95_ms == pytest.approx(durations[-(-95 * len(durations) // 100) - 1],
+                                        abs=0.01)
+    later, in_step_later = figures(orders.pk, release.candidate_version_id,
+                                   release.created_at, route="candidate",
+                                   step_since=timezone.now())
+    assert in_step_later == 0 and later.finished == figs.finished
+    if connection.vendor == "postgresql":  # the SQL aggregate agrees with counting rows
+        assert (figs, in_step) == _figures_rows(orders.pk, release.candidate_version_id,
+                                                release.created_at, "candidate",
+                                                release.step_started_at)

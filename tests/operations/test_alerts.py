@@ -200,3 +200,15 @@ def test_a_viewer_sees_the_inbox_but_its_actions_are_not_offered(client, run_gra
                                              "_selected_action": [alert.pk]})
     alert.refresh_from_db()
     assert alert.state == "resolved" and alert.resolved_by == "otto"
+
+
+def test_a_node_past_its_declared_expected_duration_is_stuck_without_history(db, settings):
+    settings.BRAID_ALERT_RULES = {"node_stuck": {"min_s": 1.0}}
+    spec = {"name": "declared", "nodes": [{"id": "slow", "type": "noop", "expected_s": 2}],
+            "edges": []}
+    started = start_execution(StartRequest(definition=spec))
+    NodeRun.objects.filter(execution=started).update(
+        status="running", worker="host:7", started_at=timezone.now() - timedelta(seconds=5))
+    evaluator.evaluate()
+    [alert] = alerts("node_stuck", "open")
+    assert alert.details["expected_s"] == 2.0 and "expected at most 2 s" in alert.title

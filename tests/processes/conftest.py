@@ -10,11 +10,12 @@ from tests.processes.harness import Cluster
 def cluster(transactional_db):
     """A not-yet-started Cluster on the test database; always stopped after the test.
 
-    Redis is flushed first so no wake-up or stat of an earlier run leaks in. The
+    The broker (Redis, or the ORM queue on SQLite) is emptied first so no
+    wake-up or stat of an earlier run leaks in. The
     children's logs are printed at teardown (pytest shows them when a test fails).
     """
-    harness = Cluster(dict(settings.DATABASES["default"]), settings.REDIS_URL)
-    harness.flush_redis()
+    harness = Cluster(dict(settings.DATABASES["default"]), settings.REDIS_URL or None)
+    harness.flush_broker()
     try:
         yield harness
     finally:

@@ -2,8 +2,9 @@
 
 The children run `tests.settings` against the database pytest-django created
 for this session (its real name is read from Django's settings inside the
-test), and against the Redis db of REDIS_URL, which the harness flushes before
-it starts anything. Every child gets its own process group, so stopping is
+test): on PostgreSQL with the Redis db of REDIS_URL, which the harness flushes
+before it starts anything; on the embedded default with the same SQLite file
+and django-q2's ORM broker (its queue table is emptied instead). Every child gets its own process group, so stopping is
 SIGTERM to the main process (django-q2 then stops its sentinel, workers,
 monitor and pusher), a bounded wait, and SIGKILL to whatever is left of the group.
 """
@@ -28,11 +29,19 @@ TICKER_SNIPPET = ("import django; django.setup(); "
                   "from apps.engine.ticker import run_ticker; run_ticker()")
 
 
-def unavailable_reason() -> str | None:
-    """Why real-process tests cannot run here, or None if they can."""
+def unavailable_reason(*, embedded_ok: bool = False) -> str | None:
+    """Why real-process tests cannot run here, or None if they can.
+
+    Tests that hold on the embedded default too (SQLite file, ORM broker) pass
+    `embedded_ok`; the others need PostgreSQL and Redis.
+    """
     from django.conf import settings
 
     engine = settings.DATABASES["default"]["ENGINE"]
+    if embedded_ok and engine == "django.db.backends.sqlite3":
+        if not settings.DATABASES["default"].get("TEST", {}).get("NAME"):
+            return "real-process tests on SQLite need a test database file, not :memory:"
+        return None
     if engine != "django.db.backends.postgresql":
         return (f"real-process tests need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); "
                 f"the database here is {engine.rsplit('.', 1)[-1]}")
@@ -99,17 +108,22 @@ class Child:
 class Cluster:
     """Starts qcluster processes and a ticker for one test; `stop()` always cleans up."""
 
-    def __init__(self, database: dict, redis_url: str, *, lease_s: float = 2.0,
+    def __init__(self, database: dict, redis_url: str | None, *, lease_s: float = 2.0,
                  reap_every_s: float = 0.5, lost_wakeup_s: float = 1.0,
                  extra_env: dict | None = None):
         self.redis_url = redis_url
         self.log_dir = Path(tempfile.mkdtemp(prefix="braid-processes-"))
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("BRAID_", "PYTEST_", "DJANGO_"))}
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            env["BRAID_SQLITE_PATH"] = str(database["NAME"])  # the ORM broker uses it too
+        else:
+            env["DATABASE_URL"] = database_url(database)
+            env["REDIS_URL"] = redis_url
         env.update({
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(database),
-            "REDIS_URL": redis_url,
             "BRAID_LEASE_S": str(lease_s),
             "BRAID_REAP_EVERY_S": str(reap_every_s),
             "BRAID_LOST_WAKEUP_S": str(lost_wakeup_s),
@@ -120,14 +134,22 @@ class Cluster:
         self.env = env
         self.children: list[Child] = []
 
-    # --- Redis ---------------------------------------------------------------
+    # --- the broker (Redis, or django-q2's ORM queue table) ---------------------
     def redis(self):
         import redis
 
         return redis.Redis.from_url(self.redis_url)
 
     def flush_redis(self) -> None:
-        self.redis().flushdb()
+        self.flush_broker()
+
+    def flush_broker(self) -> None:
+        if self.redis_url:
+            self.redis().flushdb()
+        else:
+            from django_q.models import OrmQ
+
+            OrmQ.objects.all().delete()
 
     # --- processes -----------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict) -> Child:

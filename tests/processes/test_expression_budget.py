@@ -1,7 +1,7 @@
 """Real worker processes on PostgreSQL: a costly or crashing expression fails only its run.
 
 Skipped (with the reason) unless the database is PostgreSQL and REDIS_URL is
-set. The workers get a 3 s expression budget and the sandbox's test-only crash
+set. The workers get a 5 s expression budget and the sandbox's test-only crash
 hook through their environment.
 """
 
@@ -23,7 +23,7 @@ pytestmark = [
 
 COSTLY = "input.xs.map(a, input.xs.filter(b, b == a).size())"  # ~12 s natively over 2,000
 MARKER = "crash-the-evaluator"
-ENV = {"BRAID_EXPRESSION_BUDGET_S": "3", CRASH_ENV: MARKER}
+ENV = {"BRAID_EXPRESSION_BUDGET_S": "5", CRASH_ENV: MARKER}
 PLAIN = {"name": "plain", "nodes": [
     {"id": "a", "type": "transform", "config": {"output": {"x": "input.n + 1"}}},
     {"id": "b", "type": "python", "config": {"function": "braid.echo"}},

@@ -661,7 +661,7 @@ def test_json_schema_fields_match_the_parser(workflow_schema):
     defs = workflow_schema["$defs"]
     assert set(defs["node"]["properties"]) == {"id", "type", "name", "config", "retry",
                                                "timeout_s", "fallback", "compensate", "pool",
-                                               "slots"}
+                                               "slots", "output_schema", "expected_s"}
     assert set(defs["retry"]["properties"]) == {"max_attempts", "backoff_s", "max_backoff_s",
                                                 "jitter", "retry_on"}
     assert set(defs["edge"]["properties"]) == {"from", "to", "when"}
@@ -729,3 +729,18 @@ def test_bad_pool_fields_are_reported():
     assert any("node 'a' pool" in m for m in messages)
     assert any("node 'b' slots" in m and "1 to 1000" in m for m in messages)
     assert any("node 'c' slots" in m and "needs a pool" in m for m in messages)
+
+
+def test_a_node_may_declare_its_output_schema_and_expected_duration():
+    graph = parse({"name": "n", "nodes": [
+        {"id": "a", "type": "noop", "expected_s": 5,
+         "output_schema": {"type": "object", "required": ["ok"]}}], "edges": []})
+    assert graph.nodes["a"].expected_s == 5.0
+    assert graph.nodes["a"].output_schema == {"type": "object", "required": ["ok"]}
+
+
+def test_an_output_schema_that_is_not_a_json_schema_is_refused_with_its_node():
+    problem = only_problem({"name": "n", "nodes": [
+        {"id": "a", "type": "noop", "output_schema": {"type": "banana"}}], "edges": []})
+    assert problem.node == "a" and "output_schema" in problem.where
+    assert "not a valid JSON Schema" in problem.message

@@ -1,4 +1,5 @@
-"""`manage.py braid SUBCOMMAND`: validate, run, status, reap, ticker, worker, demo, serve.
+"""`manage.py braid SUBCOMMAND`: validate, publish, run, status, reap, ticker, worker, demo,
+serve.
 
 Every subcommand calls the same services the API and admin use; this module
 only parses arguments and prints. Exit codes: 0 success, 1 bad input or a
@@ -21,10 +22,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from apps.engine import cli_rollout
+from apps.engine import cli_extensions, cli_rollout
 from apps.engine.statuses import SUCCESSFUL_EXECUTION, UNSUCCESSFUL_EXECUTION
 from apps.engine.supervisor import Child, Supervisor, check_port_free
 from apps.nodes import payloads
+from apps.workflows import cli as workflows_cli
 from apps.workflows.errors import BraidError
 
 DEFAULT_TTY_WAIT_S = 60.0
@@ -114,6 +116,8 @@ class Command(BaseCommand):
         p = sub.add_parser("validate", help="check a workflow definition file")
         p.add_argument("file", metavar="FILE", help="a JSON workflow definition ('-' for stdin)")
 
+        workflows_cli.add_publish(sub)
+
         p = sub.add_parser(
             "run", help="start an execution of a definition file or a published workflow",
             description="Start an execution and (by default on a terminal) watch it to the end. "
@@ -138,7 +142,8 @@ class Command(BaseCommand):
                        help="fail the execution (timeout) if not finished by then")
 
         p = sub.add_parser("status", help="show an execution and its node runs")
-        p.add_argument("execution_id", metavar="ID")
+        p.add_argument("execution_id", metavar="ID",
+                       help="an execution id, or enough of its start to be unique")
         p.add_argument("--json", dest="as_json", action="store_true",
                        help="print the execution and its node runs as JSON")
 
@@ -156,6 +161,9 @@ class Command(BaseCommand):
 
         p = sub.add_parser("demo", help="create the demo admin user and publish examples/*.json")
         p.add_argument("--examples", metavar="DIR", help="directory of example definitions")
+        p.add_argument("--host", default="127.0.0.1", help="where `serve` will listen (for "
+                                                          "the admin link printed)")
+        p.add_argument("--port", type=int, default=8000)
 
         p = sub.add_parser("serve", help="start daphne and a worker (cluster + ticker); Ctrl-C "
                                          "stops both")
@@ -164,12 +172,17 @@ class Command(BaseCommand):
         p.add_argument("--workers", type=int, metavar="N",
                        help="qcluster worker processes (default: BRAID_WORKERS)")
         cli_rollout.add_parsers(sub)
+        for extension in cli_extensions.modules():
+            extension.add_parsers(sub)
 
     def handle(self, *args, **options):
         name = options["subcommand"]
         try:
             if name in cli_rollout.COMMANDS:
                 return cli_rollout.run(self, name, options)
+            for extension in cli_extensions.modules():
+                if name in extension.COMMANDS:
+                    return extension.run(self, name, options)
             return getattr(self, f"cmd_{name}")(**options)
         except BraidError as exc:
             for problem in exc.problems:
@@ -193,6 +206,9 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc.message}", returncode=1) from None
         name = spec.get("name") or Path(file).stem
         self.stdout.write(f"OK: {name} ({len(spec.get('nodes') or [])} nodes)")
+
+    def cmd_publish(self, file, slug, notes, **_):
+        workflows_cli.publish(self, load_json_file(file), file, slug, notes)
 
     # --- run -----------------------------------------------------------------------
 
@@ -325,9 +341,9 @@ class Command(BaseCommand):
     # --- status ----------------------------------------------------------------------
 
     def cmd_status(self, execution_id, as_json, **_):
-        from apps.engine.selectors import execution_detail
+        from apps.engine.selectors import execution_detail, execution_id_from_prefix
 
-        detail = execution_detail(execution_id)
+        detail = execution_detail(execution_id_from_prefix(execution_id))
         if as_json:
             self.stdout.write(_json_dumps(detail))
             return
@@ -416,7 +432,7 @@ class Command(BaseCommand):
 
     # --- demo --------------------------------------------------------------------------
 
-    def cmd_demo(self, examples, **_):
+    def cmd_demo(self, examples, host, port, **_):
         if not settings.DEBUG:
             # It makes `admin` a superuser with a known password: on a real
             # database that is a way in for anyone who reads the docs.
@@ -464,7 +480,7 @@ class Command(BaseCommand):
             state = "new" if version.pk != before else "unchanged"
             published.append((slug, version.number, version.definition.name, state))
 
-        self.stdout.write(f"Admin: http://127.0.0.1:8000/admin/  user admin  password {password}"
+        self.stdout.write(f"Admin: {_admin_url(host, port)}  user admin  password {password}"
                           f"  ({'created' if created else 'password reset'})")
         self.stdout.write(f"Workflows ({len(published)}):")
         width = max((len(slug) for slug, *_ in published), default=0)

@@ -1,0 +1,2 @@
+"""Braid's Python client: `braid.client` (HTTP: start, wait, cancel) and `braid.stream`
+(follows executions live over WebSocket)."""
