@@ -8,7 +8,7 @@ and /api/docs/.
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.api.views import executions, operations, schedules, seed, workflows
+from apps.api.views import executions, flow, operations, schedules, seed, workflows
 
 workflow_urls = [
     path("", workflows.WorkflowList.as_view(), name="workflow-list"),
@@ -50,11 +50,21 @@ schedule_urls = [
          name="window-detail"),
 ]
 
+flow_urls = [
+    path("limits/", flow.LimitList.as_view(), name="limit-list"),
+    path("limits/<int:pk>/", flow.LimitDetail.as_view(), name="limit-detail"),
+    path("pools/", flow.PoolList.as_view(), name="pool-list"),
+    path("pools/<slug:name>/", flow.PoolDetail.as_view(), name="pool-detail"),
+    path("rate-limits/", flow.RateLimitList.as_view(), name="ratelimit-list"),
+    path("rate-limits/<int:pk>/", flow.RateLimitDetail.as_view(), name="ratelimit-detail"),
+]
+
 v1 = [
     path("workflows/", include(workflow_urls)),
     path("executions/", include(execution_urls)),
     *operation_urls,
     *schedule_urls,
+    *flow_urls,
 ]
 
 seed_urls = [
