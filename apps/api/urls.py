@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.api.views import (
     alerts,
     executions,
+    flow,
     interventions,
     operations,
     schedules,
@@ -83,12 +84,22 @@ schedule_urls = [
          name="window-detail"),
 ]
 
+flow_urls = [
+    path("limits/", flow.LimitList.as_view(), name="limit-list"),
+    path("limits/<int:pk>/", flow.LimitDetail.as_view(), name="limit-detail"),
+    path("pools/", flow.PoolList.as_view(), name="pool-list"),
+    path("pools/<slug:name>/", flow.PoolDetail.as_view(), name="pool-detail"),
+    path("rate-limits/", flow.RateLimitList.as_view(), name="ratelimit-list"),
+    path("rate-limits/<int:pk>/", flow.RateLimitDetail.as_view(), name="ratelimit-detail"),
+]
+
 v1 = [
     path("workflows/", include(workflow_urls)),
     path("executions/", include(execution_urls)),
     *operation_urls,
     *schedule_urls,
     *alert_urls,
+    *flow_urls,
 ]
 
 seed_urls = [

@@ -129,7 +129,8 @@ def call(client, method, url, body):
 
 ENDPOINTS = list(range(38))
 # Objects that belong to no team (queues are global, a client id is the caller's own).
-GLOBAL_OBJECTS = {"queue-pause", "queue-resume", "seed-reconnect"}
+GLOBAL_OBJECTS = {"queue-pause", "queue-resume", "seed-reconnect", "limit-detail",
+                  "pool-detail", "ratelimit-detail"}
 
 
 def api_patterns(patterns=None, prefix=""):
