@@ -8,7 +8,7 @@ and /api/docs/.
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.api.views import executions, operations, schedules, seed, workflows
+from apps.api.views import executions, operations, releases, schedules, seed, workflows
 
 workflow_urls = [
     path("", workflows.WorkflowList.as_view(), name="workflow-list"),
@@ -17,6 +17,15 @@ workflow_urls = [
     path("<slug:slug>/versions/", workflows.VersionList.as_view(), name="version-list"),
     path("<slug:slug>/versions/<int:number>/", workflows.VersionDetail.as_view(),
          name="version-detail"),
+    path("<slug:slug>/releases/", releases.ReleaseList.as_view(), name="release-list"),
+    path("<slug:slug>/releases/current/", releases.ReleaseCurrent.as_view(),
+         name="release-current"),
+    path("<slug:slug>/releases/current/promote/", releases.ReleasePromote.as_view(),
+         name="release-promote"),
+    path("<slug:slug>/releases/current/abort/", releases.ReleaseAbort.as_view(),
+         name="release-abort"),
+    path("<slug:slug>/releases/rollback/", releases.ReleaseRollback.as_view(),
+         name="release-rollback"),
     path("<slug:slug>/versions/<int:a>/diff/<int:b>/", workflows.VersionDiff.as_view(),
          name="version-diff"),
 ]
