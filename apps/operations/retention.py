@@ -19,7 +19,7 @@ from apps.engine.purge import delete_executions
 from apps.engine.statuses import TERMINAL_EXECUTION
 from apps.operations.models import HostSample, Notification
 
-BATCH = 200  # executions a transaction: each brings its runs, events and logs along
+BATCH = 50  # executions a transaction (each with its runs, events, logs): short locks
 SAMPLES_KEEP = timedelta(days=1)
 NOTIFICATIONS_KEEP = timedelta(days=30)
 
