@@ -4,8 +4,8 @@ Lease expiry, retry back-offs (`not_before`) and parked timers (`wake_at`) are
 written by one host and compared by another, so they are written and compared
 on the database's clock, not on each host's. Asking the database on every
 transaction would cost a round trip on the hot path; instead each process
-measures its offset to the database (half the round trip taken off) every
-SYNC_EVERY_S, and `now()` is the local clock plus that offset. A host whose
+measures its offset to the database (half the round trip taken off, the
+shortest of a few round trips) every SYNC_EVERY_S, and `now()` is the local clock plus that offset. A host whose
 clock is minutes off then still writes leases that expire on time.
 """
 
@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 SYNC_EVERY_S = 10.0
+SAMPLES = 3  # the reading with the shortest round trip has the smallest error
 _synced: tuple[float, timedelta] = (float("-inf"), timedelta(0))
 
 
@@ -42,22 +43,15 @@ def offset() -> timedelta:
     global _synced
     synced_at, value = _synced
     if time.monotonic() - synced_at > SYNC_EVERY_S:
-        value = _measure()
+        readings = []
+        for _ in range(SAMPLES):
+            before = local_now()
+            db = database_now()
+            after = local_now()
+            readings.append((after - before, db - (before + (after - before) / 2)))
+        value = min(readings, key=lambda r: r[0])[1]
         _synced = (time.monotonic(), value)
     return value
-
-
-def _measure() -> timedelta:
-    """The offset from the quickest of three round trips: on a busy host a thread may be
-    descheduled mid-measurement, and the quickest trip carries the least of that noise."""
-    best = None
-    for _ in range(3):
-        before = local_now()
-        db = database_now()
-        after = local_now()
-        if best is None or after - before < best[0]:
-            best = (after - before, db - (before + (after - before) / 2))
-    return best[1]
 
 
 def now() -> datetime:
