@@ -70,3 +70,12 @@ def ledger(ctx: NodeContext):
     except FileExistsError:
         pass
     return {"entry": entry, "key": ctx.idempotency_key}
+
+
+@register_function("tests.chatty")
+def chatty(ctx: NodeContext):
+    """Logs `lines` lines with ctx.log (the last at warning), then succeeds."""
+    lines = int(_args(ctx).get("lines", 3))
+    for i in range(lines):
+        ctx.log(f"step {i + 1} of {lines}", "warning" if i == lines - 1 else "info")
+    return {"logged": lines}

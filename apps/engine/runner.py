@@ -153,6 +153,9 @@ class Runner:
             try:
                 items.append(self.done.get_nowait())
             except queue.Empty:
+                for flight, result in items:
+                    if flight.ctx.logs:
+                        result.logs = flight.ctx.captured_logs()
                 return items
 
     def cancel(self, flight: InFlight) -> None:
