@@ -247,8 +247,7 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
 
     @admin.display(description="why is it not moving?")
     def why_not_moving(self, obj):
-        if obj.is_terminal:
-            return "—"
+        # A finished execution can still list a timed-out handler on an abandoned thread.
         reasons = why_execution(obj.pk)
         if not reasons:
             return "—"
