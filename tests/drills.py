@@ -26,10 +26,13 @@ def _args(ctx: NodeContext) -> dict:
 
 @register_function("tests.die_once")
 def die_once(ctx: NodeContext):
-    """Kills its own process on the first attempt (a pool child dying under a run)."""
-    if ctx.attempt == 1:
+    """Kills its own process the first time (a pool child dying under a run): the
+    first call leaves `marker`, a re-run finds it and succeeds."""
+    marker = Path(_args(ctx)["marker"])
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
-    return {"pid": os.getpid(), "attempt": ctx.attempt}
+    return {"pid": os.getpid(), "attempt": ctx.attempt, "died": int(marker.read_text())}
 
 
 @register_function("tests.hang")
@@ -67,3 +70,12 @@ def ledger(ctx: NodeContext):
     except FileExistsError:
         pass
     return {"entry": entry, "key": ctx.idempotency_key}
+
+
+@register_function("tests.chatty")
+def chatty(ctx: NodeContext):
+    """Logs `lines` lines with ctx.log (the last at warning), then succeeds."""
+    lines = int(_args(ctx).get("lines", 3))
+    for i in range(lines):
+        ctx.log(f"step {i + 1} of {lines}", "warning" if i == lines - 1 else "info")
+    return {"logged": lines}

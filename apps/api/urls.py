@@ -8,7 +8,17 @@ and /api/docs/.
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.api.views import executions, flow, operations, schedules, seed, workflows
+from apps.api.views import (
+    alerts,
+    executions,
+    flow,
+    interventions,
+    operations,
+    releases,
+    schedules,
+    seed,
+    workflows,
+)
 
 workflow_urls = [
     path("", workflows.WorkflowList.as_view(), name="workflow-list"),
@@ -17,12 +27,22 @@ workflow_urls = [
     path("<slug:slug>/versions/", workflows.VersionList.as_view(), name="version-list"),
     path("<slug:slug>/versions/<int:number>/", workflows.VersionDetail.as_view(),
          name="version-detail"),
+    path("<slug:slug>/releases/", releases.ReleaseList.as_view(), name="release-list"),
+    path("<slug:slug>/releases/current/", releases.ReleaseCurrent.as_view(),
+         name="release-current"),
+    path("<slug:slug>/releases/current/promote/", releases.ReleasePromote.as_view(),
+         name="release-promote"),
+    path("<slug:slug>/releases/current/abort/", releases.ReleaseAbort.as_view(),
+         name="release-abort"),
+    path("<slug:slug>/releases/rollback/", releases.ReleaseRollback.as_view(),
+         name="release-rollback"),
     path("<slug:slug>/versions/<int:a>/diff/<int:b>/", workflows.VersionDiff.as_view(),
          name="version-diff"),
 ]
 
 execution_urls = [
     path("", executions.ExecutionList.as_view(), name="execution-list"),
+    path("bulk-cancel/", interventions.BulkCancel.as_view(), name="execution-bulk-cancel"),
     path("<str:execution_id>/", executions.ExecutionDetail.as_view(), name="execution-detail"),
     path("<str:execution_id>/events/", executions.ExecutionEvents.as_view(),
          name="execution-events"),
@@ -30,6 +50,30 @@ execution_urls = [
          name="execution-cancel"),
     path("<str:execution_id>/signal/", executions.ExecutionSignal.as_view(),
          name="execution-signal"),
+    path("<str:execution_id>/diagnosis/", interventions.Diagnosis.as_view(),
+         name="execution-diagnosis"),
+    *[path(f"<str:execution_id>/{name}/", view.as_view(), name=f"execution-{name}")
+      for name, view in (("retry", interventions.Retry), ("skip", interventions.Skip),
+                         ("resume", interventions.Resume), ("rerun", interventions.Rerun),
+                         ("compensate", interventions.Compensate),
+                         ("pause", interventions.Pause), ("unpause", interventions.Unpause),
+                         ("mark-failed", interventions.MarkFailed))],
+]
+
+alert_urls = [
+    path("alerts/", alerts.AlertList.as_view(), name="alert-list"),
+    path("alerts/<int:alert_id>/", alerts.AlertDetail.as_view(), name="alert-detail"),
+    path("alerts/<int:alert_id>/acknowledge/", alerts.AlertAcknowledge.as_view(),
+         name="alert-acknowledge"),
+    path("alerts/<int:alert_id>/assign/", alerts.AlertAssign.as_view(), name="alert-assign"),
+    path("alerts/<int:alert_id>/resolve/", alerts.AlertResolve.as_view(),
+         name="alert-resolve"),
+    path("alerts/<int:alert_id>/comment/", alerts.AlertComment.as_view(),
+         name="alert-comment"),
+    path("silences/", alerts.SilenceList.as_view(), name="silence-list"),
+    path("system/resource-usage/", alerts.ResourceUsage.as_view(), name="resource-usage"),
+    path("system/executor-stats/", alerts.ExecutorStats.as_view(), name="executor-stats"),
+    path("system/db-pool-stats/", alerts.DbPoolStats.as_view(), name="db-pool-stats"),
 ]
 
 operation_urls = [
@@ -64,6 +108,7 @@ v1 = [
     path("executions/", include(execution_urls)),
     *operation_urls,
     *schedule_urls,
+    *alert_urls,
     *flow_urls,
 ]
 

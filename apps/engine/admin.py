@@ -26,7 +26,13 @@ from apps.engine.admin_releases import ReleaseAdminMixin
 from apps.engine.control import cancel_execution
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import Conflict, NotFound
-from apps.engine.models import TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
+from apps.engine.models import (
+    TERMINAL_EXECUTION,
+    Execution,
+    ExecutionEvent,
+    NodeRun,
+    NodeRunLog,
+)
 from apps.engine.permissions import CANCEL_EXECUTION, START_EXECUTION, may_start_workflow
 from apps.engine.start import StartRequest, start_execution
 from apps.workflows import admin as workflows_admin
@@ -241,8 +247,7 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
 
     @admin.display(description="why is it not moving?")
     def why_not_moving(self, obj):
-        if obj.is_terminal:
-            return "—"
+        # A finished execution can still list a timed-out handler on an abandoned thread.
         reasons = why_execution(obj.pk)
         if not reasons:
             return "—"
@@ -379,8 +384,17 @@ class NodeRunAdmin(NodeRunColumnsMixin, ExecutionRowMixin, ReadOnlyMixin, BigTab
               "queue", "idempotency_key", "output_pretty", "error_class", "error_message",
               "retryable", "not_before", "wake_at", "wake_output_pretty", "worker",
               "lease_expires_at", "lease_token", "lease_losses", "created_at", "started_at",
-              "finished_at", "duration")
+              "finished_at", "duration", "log_lines")
     readonly_fields = fields
+
+    @admin.display(description="log (ctx.log)")
+    def log_lines(self, obj):
+        entry = NodeRunLog.objects.filter(node_run_id=obj.pk).first()
+        if entry is None:
+            return "—"
+        return format_html_join("", "<div><code>{} {}</code> {}</div>",
+                                ((line.get("at", ""), line.get("level", ""),
+                                  line.get("message", "")) for line in entry.lines))
 
 
     @admin.display(description="output")

@@ -30,6 +30,7 @@ class Result:
     duration_ms: float | None = None
     park_until: datetime | None = None
     extra: dict = field(default_factory=dict)
+    logs: list = field(default_factory=list)  # what the handler logged with ctx.log
 
 
 def context_for(claim: Claim) -> NodeContext:

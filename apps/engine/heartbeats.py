@@ -38,7 +38,8 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def beat(role: str, abandoned: list[dict] | None = None, *, force: bool = False) -> bool:
+def beat(role: str, abandoned: list[dict] | None = None, *, force: bool = False,
+         stats: dict | None = None) -> bool:
     """Record that this process is alive (at most every BEAT_EVERY_S unless forced)."""
     key = f"{os.getpid()}:{role}"
     if not force and time.monotonic() - _last.get(key, float("-inf")) < BEAT_EVERY_S:
@@ -46,6 +47,8 @@ def beat(role: str, abandoned: list[dict] | None = None, *, force: bool = False)
     _last[key] = time.monotonic()
     worker = process_name()
     values = {"seen_at": clock.now(), "abandoned": abandoned or []}
+    if stats is not None:
+        values["stats"] = stats
     try:
         with write_transaction():
             if not WorkerHeartbeat.objects.filter(worker=worker, role=role).update(**values):
@@ -54,6 +57,19 @@ def beat(role: str, abandoned: list[dict] | None = None, *, force: bool = False)
         log.warning("could not record the %s heartbeat", role, exc_info=True)
         return False
     return True
+
+
+def executor_stats(runner, inflight) -> dict:
+    """Busy and size of each kind of handler slot, and runs in flight (cheap: counts)."""
+    from django.conf import settings
+
+    from apps.engine.capacity import limits
+
+    busy = runner.busy(inflight)
+    return {"inflight": len(inflight), "max_inflight": settings.BRAID["MAX_INFLIGHT"],
+            "abandoned": len(runner.abandoned),
+            **{kind: {"busy": busy.get(kind, 0), "size": size}
+               for kind, size in limits().items()}}
 
 
 def abandoned_of(runner) -> list[dict]:

@@ -329,6 +329,9 @@ class WorkerHeartbeat(models.Model):
     role = models.CharField(max_length=16)  # worker | ticker
     seen_at = models.DateTimeField()
     abandoned = models.JSONField(default=list, blank=True)
+    # A worker's executor figures at its last beat: busy and size of its threads,
+    # pool processes and event-loop slots, and runs in flight (resource monitor).
+    stats = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["worker", "role"],
@@ -337,3 +340,16 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return f"{self.role} {self.worker} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class NodeRunLog(models.Model):
+    """The lines a handler logged with `ctx.log` during one node run (bounded there).
+    A row only for runs that logged, so the hot path of the others writes nothing."""
+
+    node_run = models.OneToOneField(NodeRun, on_delete=models.CASCADE, related_name="log")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    lines = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"log of node run {self.node_run_id} ({len(self.lines)} lines)"

@@ -77,7 +77,9 @@ def _edge_taken(graph: Graph, edge: Edge, status: Mapping[str, str], scope: dict
     if edge.on_failure:
         source = status.get(edge.source)
         return None if source not in TERMINAL_RUN else source == "failed"
-    source = status.get(stand_in(graph, edge.source, status))
+    source = status.get(edge.source)
+    if source == "failed":
+        source = status.get(stand_in(graph, edge.source, status))
     if source not in TERMINAL_RUN:
         return None
     if source != "succeeded":
@@ -164,10 +166,12 @@ def gate_open(conditions: Iterable[str], scope: dict) -> bool:
     return any(evaluate_condition(source, scope) for source in conditions)
 
 
-def _edges_resolved_by(graph: Graph, node_id: str) -> list[Edge]:
+def _edges_resolved_by(graph: Graph, node_id: str) -> Iterable[Edge]:
     """`node_id`'s own outgoing links plus the edges it took over as a fallback."""
-    edges = list(graph.outgoing(node_id))
     owners = list(graph.fallback_owners.get(node_id, ()))
+    if not owners:
+        return graph.outgoing(node_id)
+    edges = list(graph.outgoing(node_id))
     while owners:
         owner = owners.pop()
         edges.extend(e for e in graph.outgoing(owner) if not e.on_failure)

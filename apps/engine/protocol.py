@@ -190,9 +190,13 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float, 
             state = states.get(_uuid(result.execution_id))
             run = _find(state, result.run_id) if state else None
             if run is None or run.status != "running" or run.lease_token != result.lease_token:
-                log.info("dropped the late result of node run %s", result.run_id)
+                log.info("dropped the late result of node run %s", result.run_id,
+                         extra={"execution": result.execution_id,
+                                "node": run.node_id if run else None})
                 continue
             apply_result(batch, state, run, result, changed, for_good)
+            if result.logs:
+                batch.node_logs.append((run, result.logs))
         room = [capacity]
         for eid in changed:
             settle(batch, states[eid], changed[eid], for_good[eid], lease_s, room)
@@ -274,7 +278,8 @@ def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for
         finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
         changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
-                  duration_ms=result.duration_ms):
+                  duration_ms=result.duration_ms,
+                  lost_lease=result.extra.get("crashed", False)):
         changed[eid].append(run.node_id)
         for_good[eid].append(run)
 

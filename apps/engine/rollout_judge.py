@@ -54,6 +54,10 @@ def judge_releases(now=None) -> list[tuple[Release, str]]:
                 done.append((release, judge_smoke(release, now)))
         except ReleaseConflict:  # someone (a person, another ticker) acted first
             done.append((release, "conflict"))
+        except Exception:  # one broken release must not stop the judging of the others
+            log.exception("judging release %s of %s failed", release.pk,
+                          release.definition.slug)
+            done.append((release, "error"))
     return done
 
 

@@ -153,6 +153,9 @@ class Runner:
             try:
                 items.append(self.done.get_nowait())
             except queue.Empty:
+                for flight, result in items:
+                    if flight.ctx.logs:
+                        result.logs = flight.ctx.captured_logs()
                 return items
 
     def cancel(self, flight: InFlight) -> None:
@@ -216,8 +219,10 @@ class Runner:
         def done(answer: str | None, died: str | None) -> None:
             if died is not None:
                 # The child died under this run (killed, out of memory, a crash):
-                # only this run fails, as a resource problem worth retrying.
+                # only this run fails, as `resource`, and is re-run like a run whose
+                # worker died (same idempotency key, within BRAID_LEASE_LOSS_LIMIT).
                 result = failure(claim, NodeError(died, error_class="resource"), flight.started)
+                result.extra["crashed"] = True
             else:
                 data = json.loads(answer)
                 if data["ok"]:

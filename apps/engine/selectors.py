@@ -6,7 +6,7 @@ import uuid
 
 from apps.engine.diagnosis import why_execution
 from apps.engine.errors import InputInvalid, NotFound
-from apps.engine.models import Execution, NodeRun
+from apps.engine.models import Execution, NodeRun, NodeRunLog
 
 NODE_RUN_FIELDS = ("id", "node_id", "attempt", "status", "compensation", "output",
                    "error_class", "error_message", "retryable", "worker", "created_at",
@@ -67,10 +67,13 @@ def execution_id_from_prefix(text: str) -> uuid.UUID:
 def node_run_dicts(execution_id) -> list[dict]:
     """Every attempt of every node of an execution, in the order they were created."""
     runs = []
+    logs = dict(NodeRunLog.objects.filter(execution_id=execution_id)
+                .values_list("node_run_id", "lines"))
     for row in NodeRun.objects.filter(execution_id=execution_id).order_by("id").values(
             *NODE_RUN_FIELDS):
         for key in ("created_at", "started_at", "finished_at"):
             row[key] = _iso(row[key])
+        row["logs"] = logs.get(row["id"], [])
         runs.append(row)
     return runs
 

@@ -123,6 +123,7 @@ class Batch:
         self.claims: list[tuple[NodeRun, ExecutionState]] = []
         self.freed_slots: Counter = Counter()  # pool slots given back by finished runs
         self.slots = None  # the leasing worker's free handler slots (capacity.Slots)
+        self.node_logs: list = []  # (run, lines) of handlers that logged with ctx.log
         self.finished: list = []  # executions this batch finished (notified in its commit)
 
     # --- recording ---------------------------------------------------------
@@ -197,6 +198,12 @@ class Batch:
             bulk_update_values(NodeRun, list(self.changed_runs.values()), RUN_FIELDS)
         if self.events:
             bulk_insert_values(ExecutionEvent, self.events)
+        if self.node_logs:
+            from apps.engine.models import NodeRunLog
+
+            bulk_insert_values(NodeRunLog, [
+                NodeRunLog(node_run_id=run.pk, execution_id=run.execution_id, lines=lines,
+                           created_at=self.now) for run, lines in self.node_logs])
         if self.executions:
             for execution in self.executions.values():
                 execution.updated_at = self.now
@@ -287,7 +294,9 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
     """Record a failed attempt and schedule the next one; True if it failed for good."""
     node = state.graph.nodes[run.node_id]
     log.warning("node failed: execution=%s node=%s attempt=%s error_class=%s: %s",
-                state.execution.id, run.node_id, run.attempt, error_class, message[:300])
+                state.execution.id, run.node_id, run.attempt, error_class, message[:300],
+                extra={"execution": state.execution.id, "node": run.node_id,
+                       "attempt": run.attempt, "error_class": error_class})
     finish_run(batch, state, run, "failed", error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:

@@ -58,7 +58,8 @@ def drain(budget_s: float | None = None) -> int:
     lease_s, max_inflight, batch = cfg["LEASE_S"], cfg["MAX_INFLIGHT"], cfg["CLAIM_BATCH"]
     me = worker_id()
     runner = get_runner()
-    heartbeats.beat("worker", heartbeats.abandoned_of(runner))
+    heartbeats.beat("worker", heartbeats.abandoned_of(runner),
+                    stats=heartbeats.executor_stats(runner, ()))
     inflight: dict[int, InFlight] = {}
     end = time.monotonic() + budget
     next_claim = 0.0
@@ -115,9 +116,13 @@ def drain(budget_s: float | None = None) -> int:
         if time.monotonic() >= next_beat:
             held = {rid: f.claim.lease_token for rid, f in inflight.items()}
             for rid in protocol.heartbeat(me, held, lease_s):
-                log.info("lost the lease of node run %s; stopping it", rid)
-                runner.cancel(inflight.pop(rid))
-            heartbeats.beat("worker", heartbeats.abandoned_of(runner))
+                flight = inflight.pop(rid)
+                log.info("lost the lease of node run %s; stopping it", rid,
+                         extra={"execution": flight.claim.execution_id,
+                                "node": flight.claim.node_id, "attempt": flight.claim.attempt})
+                runner.cancel(flight)
+            heartbeats.beat("worker", heartbeats.abandoned_of(runner),
+                            stats=heartbeats.executor_stats(runner, inflight.values()))
             next_beat = time.monotonic() + lease_s / 3
     if time.monotonic() >= end or _stop.is_set():
         wake_workers()  # hand what is left to a fresh wake-up (another worker, or later)

@@ -44,6 +44,11 @@ class NodeTimeout(NodeError):
     error_class = "timeout"
 
 
+MAX_LOG_LINES = 200
+MAX_LOG_CHARS = 2000
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
 @dataclass(frozen=True)
 class Park:
     """Returned by a handler to park the node as WAITING without holding a worker.
@@ -83,6 +88,35 @@ class NodeContext:
     # Where `emit` sends partial output (set by the worker; None: kept, not streamed).
     emit_sink: Callable[[str], None] | None = field(default=None, repr=False)
     emitted: list[str] = field(default_factory=list, repr=False)
+    # Lines the handler logged with `log`, kept with the node run (bounded).
+    logs: list[dict] = field(default_factory=list, repr=False)
+    logs_dropped: int = field(default=0, repr=False)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Log a line for this node run: kept with the run (shown with it in the admin,
+        the API and `braid status`) and sent to the `braid.node` logger. At most
+        MAX_LOG_LINES lines of MAX_LOG_CHARS are kept; the rest are counted."""
+        import logging
+        from datetime import UTC
+        from datetime import datetime as _dt
+
+        level = level if level in LOG_LEVELS else "info"
+        text = str(message)[:MAX_LOG_CHARS]
+        logging.getLogger("braid.node").log(
+            LOG_LEVELS[level], "%s", text,
+            extra={"execution": self.execution_id, "node": self.node_id,
+                   "attempt": self.attempt})
+        if len(self.logs) >= MAX_LOG_LINES:
+            self.logs_dropped += 1
+            return
+        self.logs.append({"at": _dt.now(UTC).isoformat(timespec="milliseconds"),
+                          "level": level, "message": text})
+
+    def captured_logs(self) -> list[dict]:
+        if not self.logs_dropped:
+            return list(self.logs)
+        return [*self.logs, {"at": self.logs[-1]["at"], "level": "warning",
+                             "message": f"… {self.logs_dropped} more line(s) not kept"}]
 
     def emit(self, text: str) -> None:
         """Stream partial output (e.g. LLM tokens) to live followers of the execution.

@@ -40,18 +40,23 @@ def depth_over(value: Any, limit: int = MAX_DEPTH) -> bool:
 def check(value: Any, what: str, max_bytes: int | None = None,
           limit: int = MAX_DEPTH) -> int:
     """Raise PayloadError if `value` is too deep, not JSON or over `max_bytes`; its size."""
-    too_deep = PayloadError(f"{what} is nested more than {limit} levels deep")
     try:
-        size = len(json.dumps(value, separators=(",", ":")))
+        size = len(json.dumps(value))  # default arguments: json's cached encoder
     except RecursionError:
-        raise too_deep from None
+        raise _too_deep(what, limit) from None
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} is not JSON: {exc}") from None
     if max_bytes is not None and size > max_bytes:
         raise PayloadError(f"{what} is {size} bytes, more than the limit of {max_bytes}")
-    if depth_over(value, limit):  # after the size: the walk is bounded by max_bytes
-        raise too_deep
+    # After the size, so the walk is bounded by max_bytes; and only when the text is
+    # long enough to nest that deep (each level takes at least two characters).
+    if size > 2 * limit and depth_over(value, limit):
+        raise _too_deep(what, limit)
     return size
+
+
+def _too_deep(what: str, limit: int) -> PayloadError:
+    return PayloadError(f"{what} is nested more than {limit} levels deep")
 
 
 def loads(text: str, what: str, limit: int = MAX_DEPTH) -> Any:

@@ -6,9 +6,10 @@ import json
 
 from django.core.management.base import CommandError
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.nodes import payloads
-from apps.operations import evaluator, interventions, monitor, retention
+from apps.operations import evaluator, interventions, resources, retention
 from apps.operations.diagnose import diagnose
 from apps.operations.models import Alert
 
@@ -128,22 +129,26 @@ def _diagnose(command, options) -> None:
 
 
 def _workers(command, options) -> None:
-    hosts = monitor.latest_hosts()
-    rows = [{"host": s.host, "last_seen": s.at.isoformat(),
-             "age_s": round((timezone.now() - s.at).total_seconds(), 1),
-             "cpu_percent": s.cpu_percent, "memory_percent": s.memory_percent,
-             "load_1m": s.load_1m, "processes": len(s.processes),
-             "db_connections": s.db_connections} for s in hosts]
+    hosts = resources.resource_usage()["hosts"]
+    executors = resources.executor_stats()
     if options["as_json"]:
-        return _print_json(command, rows)
-    if not rows:
-        command.stdout.write("no worker host seen in the last 2 minutes "
+        return _print_json(command, {"hosts": hosts, **executors})
+    if not hosts and not executors["workers"]:
+        command.stdout.write("no worker seen in the last 2 minutes "
                              "(is `braid worker` or `braid ticker` running?)")
         return
-    for row in rows:
+    now = timezone.now()
+    for host in hosts:
+        age = (now - parse_datetime(host["at"])).total_seconds()
         command.stdout.write(
-            f"{row['host']:<24} seen {row['age_s']:>5.1f} s ago  CPU {row['cpu_percent']:>5.1f} %"
-            f"  memory {row['memory_percent']:>5.1f} %  {row['processes']} processes")
+            f"{host['host']:<24} seen {age:>5.1f} s ago  CPU {host['cpu_percent']:>5.1f} %"
+            f"  memory {host['memory_percent']:>5.1f} %  {len(host['processes'])} processes")
+    for worker in executors["workers"]:
+        age = (now - parse_datetime(worker["seen_at"])).total_seconds()
+        busy = "  ".join(f"{kind} {worker[kind]['busy']}/{worker[kind]['size']}"
+                         for kind in ("thread", "process", "async") if kind in worker)
+        command.stdout.write(f"  worker {worker['worker']:<22} beat {age:>5.1f} s ago  "
+                             f"in flight {worker.get('inflight', 0)}  {busy}")
 
 
 def _alerts(command, options) -> None:

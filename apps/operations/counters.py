@@ -158,9 +158,13 @@ def _flusher_loop() -> None:
 
     while True:
         time.sleep(FLUSH_S)
-        if _pending:
+        if not _pending:
+            continue
+        try:
             close_old_connections()
             flush()
+        except Exception:  # no database right now: the counts wait for the next round
+            log.debug("metric counters not flushed this round", exc_info=True)
 
 
 def _ensure_flusher() -> None:

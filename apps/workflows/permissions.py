@@ -1,7 +1,8 @@
 """Who may do what to a workflow's releases: one function per action.
 
 Owners deploy and promote, operators may abort and roll back, viewers read.
-Each check asks for a Django permission, globally or on the workflow object
+Each check asks for a Django permission, globally (groups, direct grants,
+superusers: Django's ModelBackend) or on the workflow object
 (`user.has_perm(perm, definition)`): team roles plug in as an authentication
 backend that grants these permissions per workflow, without touching callers.
 `user=None` is the system itself (the health judge, `manage.py braid` on the
@@ -10,6 +11,7 @@ server), which is trusted.
 
 from __future__ import annotations
 
+from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
 VIEW = "workflows.view_release"
@@ -17,12 +19,18 @@ DEPLOY = "workflows.deploy_release"
 ROLLBACK = "workflows.rollback_release"
 
 
+# Global permissions are asked of Django's own backend only: an object-permission
+# backend may answer a question without an object with "somewhere", which must
+# not let an owner of one team deploy another team's workflow.
+_GLOBAL = ModelBackend()
+
+
 def _allowed(user, perm: str, definition) -> bool:
     if user is None:
         return True
     if not getattr(user, "is_active", False):
         return False
-    return user.has_perm(perm) or user.has_perm(perm, definition)
+    return _GLOBAL.has_perm(user, perm) or user.has_perm(perm, definition)
 
 
 def _require(user, perm: str, definition, action: str) -> None:

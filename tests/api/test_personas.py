@@ -9,13 +9,21 @@ import pytest
 from django.urls import URLResolver, resolve
 from django.utils import timezone
 
+from apps.engine import rollout
 from apps.engine.models import NodeRun
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
+from apps.operations import interventions
+from apps.operations.models import Alert
 from apps.schedules.models import MaintenanceWindow
 from apps.schedules.services import create_schedule
 from apps.workflows.services import publish_version
 from tests.api.conftest import APPROVAL, THREE
+
+SAGA = {"name": "Saga", "nodes": [
+    {"id": "reserve", "type": "noop", "compensate": "release"},
+    {"id": "nap", "type": "delay", "config": {"seconds": 600}},
+    {"id": "release", "type": "noop"}], "edges": [{"from": "reserve", "to": "nap"}]}
 
 
 class World:
@@ -25,14 +33,29 @@ class World:
         changed = {**THREE, "description": "changed"}
         publish_version("three-steps", changed, author=people.alice)
         publish_version("ship", APPROVAL, author=people.alice, team_id=people.payments.pk)
+        publish_version("saga", SAGA, author=people.alice, team_id=people.payments.pk)
         self.parked = start_execution(StartRequest(workflow="ship", client_id="c-1"))
+        self.saga = start_execution(StartRequest(workflow="saga"))
         for _ in range(20):
             drain(budget_s=0.5)
-            if NodeRun.objects.filter(execution=self.parked, status="waiting").exists():
+            if (NodeRun.objects.filter(execution=self.parked, status="waiting").exists()
+                    and NodeRun.objects.filter(execution=self.saga, status="waiting").exists()):
                 break
-        # Started after the drain, so it stays pending (nothing runs it in these tests).
+        # Started after the drain, so they stay pending (nothing runs them in these tests).
         self.pending = start_execution(StartRequest(workflow="three-steps", client_id="c-1"))
+        self.failed = interventions.mark_failed(
+            start_execution(StartRequest(workflow="three-steps")).pk)
+        interventions.mark_failed(self.saga.pk)  # its reserve step is done: compensable
+        self.paused = interventions.pause(start_execution(StartRequest(workflow="three-steps")).pk)
+        self.alert = Alert.objects.create(
+            rule="execution_failed", severity="critical", dedupe_key="execution_failed:x",
+            title="three-steps failed", subject_kind="workflow", subject_id="three-steps",
+            workflow=self.pending.definition, first_seen=timezone.now(),
+            last_seen=timezone.now())
         self.approval = NodeRun.objects.get(execution=self.parked, node_id="review")
+        # ship has an active canary (v2), for the promote and abort endpoints.
+        publish_version("ship", {**APPROVAL, "description": "v2"}, make_current=False)
+        rollout.deploy("ship", 2, strategy="canary")
         self.schedule = create_schedule("three-steps", "0 3 * * *")
         now = timezone.now()
         self.window = MaintenanceWindow.objects.create(
@@ -43,6 +66,7 @@ class World:
         """(method, url, body, least role) of every endpoint that names one object."""
         e, p = self.pending.pk, self.parked.pk
         s, w = self.schedule.pk, self.window.pk
+        f, a = self.failed.pk, self.alert.pk
         soon = timezone.now() + timedelta(hours=1)
         return [
             ("get", "/api/v1/workflows/three-steps/", None, "viewer"),
@@ -52,6 +76,13 @@ class World:
             ("get", "/api/v1/workflows/three-steps/versions/1/", None, "viewer"),
             ("get", "/api/v1/workflows/three-steps/versions/1/?format=export", None, "viewer"),
             ("get", "/api/v1/workflows/three-steps/versions/1/diff/2/", None, "viewer"),
+            ("get", "/api/v1/workflows/three-steps/releases/", None, "viewer"),
+            ("get", "/api/v1/workflows/three-steps/releases/current/", None, "viewer"),
+            ("post", "/api/v1/workflows/three-steps/releases/",
+             {"version": 1, "strategy": "canary"}, "owner"),
+            ("post", "/api/v1/workflows/ship/releases/current/promote/", {}, "owner"),
+            ("post", "/api/v1/workflows/ship/releases/current/abort/", {}, "operator"),
+            ("post", "/api/v1/workflows/three-steps/releases/rollback/", {}, "operator"),
             ("get", f"/api/v1/executions/{e}/", None, "viewer"),
             ("get", f"/api/v1/executions/{e}/events/", None, "viewer"),
             ("post", f"/api/v1/executions/{e}/cancel/", {}, "operator"),
@@ -77,6 +108,21 @@ class World:
                 "name": "w", "workflow": "three-steps",
                 "starts_at": timezone.now().isoformat(), "ends_at": soon.isoformat()},
              "owner"),
+            ("get", f"/api/v1/executions/{e}/diagnosis/", None, "viewer"),
+            ("post", f"/api/v1/executions/{f}/retry/", {"node": "a"}, "operator"),
+            ("post", f"/api/v1/executions/{p}/skip/",
+             {"node": "review", "output": {"decision": "approved"}}, "operator"),
+            ("post", f"/api/v1/executions/{f}/resume/", {}, "operator"),
+            ("post", f"/api/v1/executions/{f}/rerun/", {"from_node": "a"}, "operator"),
+            ("post", f"/api/v1/executions/{self.saga.pk}/compensate/", {}, "operator"),
+            ("post", f"/api/v1/executions/{e}/pause/", {"reason": "look"}, "operator"),
+            ("post", f"/api/v1/executions/{self.paused.pk}/unpause/", {}, "operator"),
+            ("post", f"/api/v1/executions/{e}/mark-failed/", {}, "operator"),
+            ("get", f"/api/v1/alerts/{a}/", None, "viewer"),
+            ("post", f"/api/v1/alerts/{a}/acknowledge/", {"note": "mine"}, "operator"),
+            ("post", f"/api/v1/alerts/{a}/assign/", {"user": "bob"}, "operator"),
+            ("post", f"/api/v1/alerts/{a}/comment/", {"text": "looking"}, "operator"),
+            ("post", f"/api/v1/alerts/{a}/resolve/", {}, "operator"),
         ]
 
 
@@ -92,7 +138,7 @@ def call(client, method, url, body):
     return getattr(client, method)(url, body, format="json")
 
 
-ENDPOINTS = list(range(24))
+ENDPOINTS = list(range(44))
 # Objects that belong to no team (queues are global, a client id is the caller's own).
 GLOBAL_OBJECTS = {"queue-pause", "queue-resume", "seed-reconnect", "limit-detail",
                   "pool-detail", "ratelimit-detail"}
@@ -143,7 +189,7 @@ def test_team_roles_and_staff_on_every_object_endpoint(world, who, index):
         assert response.json()["error"]["code"] == "permission_denied"
 
 
-LISTS = ["/api/v1/workflows/", "/api/v1/executions/", "/api/v1/approvals/",
+LISTS = ["/api/v1/workflows/", "/api/v1/executions/", "/api/v1/approvals/", "/api/v1/alerts/",
          "/api/v1/schedules/", "/api/v1/maintenance-windows/",
          "/api/workflow/reconnect/c-1", "/api/v1/executions/?client_id=c-1"]
 
@@ -166,7 +212,8 @@ def test_stats_count_only_what_the_caller_sees(world):
     people = world.people
     mine = people.client(people.vera).get("/api/workflow/stats").json()
     theirs = people.client(people.charlie).get("/api/workflow/stats").json()
-    assert sum(mine["executions"].values()) == 2 and mine["pending_approvals"] == 1
+    # Unfinished ones: parked, pending and paused (the failed two are finished).
+    assert sum(mine["executions"].values()) == 3 and mine["pending_approvals"] == 1
     assert theirs["executions"] == {} and theirs["pending_approvals"] == 0
 
 

@@ -62,10 +62,12 @@ def test_a_worker_leases_no_more_blocking_runs_than_it_has_threads(braid):
     assert protocol.claim("w:1", 64, 30, slots=busy).claims == []
 
 
-def test_a_dead_process_pool_child_fails_only_its_run_and_the_pool_recovers(braid, run_graph):
+def test_a_dead_process_pool_child_fails_only_its_run_and_the_pool_recovers(
+        braid, run_graph, tmp_path):
     braid(PROCESSES=2)
     spec = {"name": "pool", "edges": [], "nodes": [
-        python("dies", "tests.die_once", retry={"max_attempts": 2, "backoff_s": 0.1}),
+        # No retries of its own: a crash is re-run like a lost worker, not a failure.
+        python("dies", "tests.die_once", args={"marker": str(tmp_path / "died")}),
         python("fib", "braid.fib", args={"n": 25})]}
 
     execution = run_graph(spec, timeout=120)
@@ -75,9 +77,10 @@ def test_a_dead_process_pool_child_fails_only_its_run_and_the_pool_recovers(brai
     assert [(r.status, r.error_class) for r in dies] == [("failed", "resource"),
                                                          ("succeeded", "")]
     assert "pool process" in dies[0].error_message and "died" in dies[0].error_message
+    assert dies[1].idempotency_key == dies[0].idempotency_key  # the same logical attempt
     (fib,) = NodeRun.objects.filter(execution=execution, node_id="fib")
     assert (fib.status, fib.attempt, fib.output["fib"]) == ("succeeded", 1, 75025)
-    assert dies[1].output["pid"] != os.getpid()
+    assert dies[1].output["pid"] not in (os.getpid(), dies[1].output["died"])
 
 
 def test_a_timed_out_process_node_has_its_process_killed_and_the_pool_recovers(

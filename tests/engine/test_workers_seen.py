@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from apps.engine import clock, heartbeats
 from apps.engine.diagnosis import ABANDONED, NO_WORKER, QUEUED, why_execution
@@ -54,11 +55,11 @@ def test_why_says_no_worker_has_been_seen_when_work_has_waited_and_none_runs():
 
 
 def test_a_timed_out_thread_frees_its_slot_and_shows_as_abandoned_until_it_returns(
-        monkeypatch, run_graph):
+        monkeypatch, run_graph, admin_client):
     monkeypatch.setitem(settings.BRAID, "THREADS", 1)
     spec = {"name": "hung", "edges": [], "nodes": [
         {"id": "hung", "type": "python", "timeout_s": 0.5, "fallback": "next",
-         "config": {"function": "tests.hang", "args": {"seconds": 4}}},
+         "config": {"function": "tests.hang", "args": {"seconds": 10}}},
         {"id": "next", "type": "python", "config": {"function": "braid.sleep",
                                                    "args": {"seconds": 0.1}}}]}
 
@@ -71,7 +72,9 @@ def test_a_timed_out_thread_frees_its_slot_and_shows_as_abandoned_until_it_retur
     (reason,) = wait_for_reasons(execution.pk, lambda rs: rs)
     assert (reason.code, reason.node) == (ABANDONED, "hung")
     assert reason.message.startswith("abandoned thread: attempt 1 timed out after 0.5 s")
-    wait_for_reasons(execution.pk, lambda rs: rs == [])  # gone once the handler returned
+    page = admin_client.get(reverse("admin:engine_execution_change", args=[execution.pk]))
+    assert "abandoned_thread" in page.content.decode()  # on the execution's page too
+    wait_for_reasons(execution.pk, lambda rs: rs == [], 40)  # gone once the handler returned
 
 
 def test_workers_log_each_failed_node_with_its_execution_node_attempt_and_class(

@@ -98,6 +98,9 @@ def _short_lived_connections(settings):
     db["CONN_MAX_AGE"] = 0  # in place: every thread's connection shares this dict
     yield
     db["CONN_MAX_AGE"] = before
+    from apps.live import reads
+
+    reads.close_connections()  # the live readers keep theirs
 
 
 def drive(execution_id, timeout: float = 30.0):

@@ -35,9 +35,9 @@ def test_bad_json_says_where():
 
 
 def test_size_over_the_limit_is_refused_with_both_sizes():
-    with pytest.raises(PayloadError, match="output is 1008 bytes, more than the limit of 1000"):
+    with pytest.raises(PayloadError, match="output is 1009 bytes, more than the limit of 1000"):
         check({"x": "y" * 1000}, "output", max_bytes=1000)
-    assert check({"x": 1}, "output", max_bytes=1000) == 7
+    assert check({"x": 1}, "output", max_bytes=1000) == 8
 
 
 def test_values_that_are_not_json_are_refused():

@@ -100,3 +100,34 @@ def test_braid_roles_map_onto_the_release_permissions(people):
                        "role-operator": {"view", "abort", "rollback"},
                        "role-owner": {"view", "deploy", "promote", "abort", "rollback"},
                        "role-none": set()}
+
+
+class SomewhereBackend:
+    """Like a team-role backend: without an object it grants what the user holds in
+    any team; on this test's workflow it grants only to `team-owner`."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user, perm, obj=None):
+        if obj is None:
+            return perm.startswith("workflows.")
+        return user.username == "team-owner"
+
+
+def test_a_role_elsewhere_does_not_let_anyone_deploy_this_workflow(people, settings,
+                                                                   django_user_model):
+    from apps.workflows.permissions import can
+
+    settings.AUTHENTICATION_BACKENDS = [
+        "django.contrib.auth.backends.ModelBackend",
+        "tests.workflows.test_release_permissions.SomewhereBackend"]
+    from apps.workflows.models import WorkflowDefinition
+
+    pay = WorkflowDefinition.objects.get(slug="pay")
+    elsewhere = django_user_model.objects.create_user("owner-elsewhere")
+    here = django_user_model.objects.create_user("team-owner")
+
+    assert not can(elsewhere, "deploy", pay) and not can(elsewhere, "view", pay)
+    assert can(here, "deploy", pay) and can(here, "rollback", pay)
+    assert can(people["owner"], "deploy", pay)  # global Django permissions still count
