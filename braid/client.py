@@ -90,6 +90,20 @@ class Client:
                 return execution
             time.sleep(min(poll, max(0.0, end - time.monotonic())))
 
+    def stream(self, execution_id: str, last_seq: int = 0, **options):
+        """Follow an execution live: an async iterator of its events after `last_seq`
+        (and `node.output.delta` frames) that reconnects with its last seq after a drop
+        and ends after the final event. `options`: see `braid.stream.stream`.
+
+            async for frame in braid.stream(execution_id):
+                print(frame)
+        """
+        from braid.stream import stream
+
+        auth = self.http.headers.get("Authorization")
+        return stream(str(self.http.base_url), execution_id, last_seq,
+                      headers={"Authorization": auth} if auth else None, **options)
+
     def cancel(self, execution_id: str, reason: str | None = None) -> dict:
         body = {"reason": reason} if reason else {}
         return self.request("POST", f"/api/v1/executions/{execution_id}/cancel/", json=body)

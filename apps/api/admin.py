@@ -51,7 +51,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         obj.__dict__.update({k: v for k, v in token.__dict__.items() if not k.startswith("_")})
         messages.warning(request, f"The token, shown only now: {secret}")
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke_selected(self, request, queryset):
         for token in queryset:
             tokens.revoke_token(token)

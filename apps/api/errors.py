@@ -15,11 +15,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from apps.engine.errors import Conflict, InputInvalid
-from apps.workflows.errors import BraidError, DefinitionInvalid, NotFound
+from apps.workflows.errors import BraidError, DefinitionInvalid, NotFound, ReleaseConflict
 
 log = logging.getLogger(__name__)
 
-BRAID_STATUS = [(NotFound, 404), (Conflict, 409), (DefinitionInvalid, 400),
+BRAID_STATUS = [(NotFound, 404), (Conflict, 409), (ReleaseConflict, 409),
+                (DefinitionInvalid, 400),
                 (InputInvalid, 400), (BraidError, 400)]
 
 

@@ -11,8 +11,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.api.views import (
     alerts,
     executions,
+    flow,
     interventions,
     operations,
+    releases,
     schedules,
     seed,
     workflows,
@@ -25,6 +27,15 @@ workflow_urls = [
     path("<slug:slug>/versions/", workflows.VersionList.as_view(), name="version-list"),
     path("<slug:slug>/versions/<int:number>/", workflows.VersionDetail.as_view(),
          name="version-detail"),
+    path("<slug:slug>/releases/", releases.ReleaseList.as_view(), name="release-list"),
+    path("<slug:slug>/releases/current/", releases.ReleaseCurrent.as_view(),
+         name="release-current"),
+    path("<slug:slug>/releases/current/promote/", releases.ReleasePromote.as_view(),
+         name="release-promote"),
+    path("<slug:slug>/releases/current/abort/", releases.ReleaseAbort.as_view(),
+         name="release-abort"),
+    path("<slug:slug>/releases/rollback/", releases.ReleaseRollback.as_view(),
+         name="release-rollback"),
     path("<slug:slug>/versions/<int:a>/diff/<int:b>/", workflows.VersionDiff.as_view(),
          name="version-diff"),
 ]
@@ -83,12 +94,22 @@ schedule_urls = [
          name="window-detail"),
 ]
 
+flow_urls = [
+    path("limits/", flow.LimitList.as_view(), name="limit-list"),
+    path("limits/<int:pk>/", flow.LimitDetail.as_view(), name="limit-detail"),
+    path("pools/", flow.PoolList.as_view(), name="pool-list"),
+    path("pools/<slug:name>/", flow.PoolDetail.as_view(), name="pool-detail"),
+    path("rate-limits/", flow.RateLimitList.as_view(), name="ratelimit-list"),
+    path("rate-limits/<int:pk>/", flow.RateLimitDetail.as_view(), name="ratelimit-detail"),
+]
+
 v1 = [
     path("workflows/", include(workflow_urls)),
     path("executions/", include(execution_urls)),
     *operation_urls,
     *schedule_urls,
     *alert_urls,
+    *flow_urls,
 ]
 
 seed_urls = [

@@ -17,6 +17,7 @@ from django.db.models import Q
 from apps.engine import clock, pools
 from apps.engine.models import TERMINAL_EXECUTION, Execution, NodeRun
 from apps.engine.protocol import retrying
+from apps.engine.purge import delete_executions
 from apps.engine.statuses import DEADLINE_EXECUTION
 from apps.engine.transitions import (
     LEASE_EXPIRED,
@@ -158,13 +159,13 @@ def purge_expired(limit: int = BATCH) -> int:
         days = policy.get("retention_days")
         if not days:
             continue
+        cutoff = now - timedelta(days=days)
+        # created_at <= finished_at: the created_at bound lets its index find them.
         ids = list(Execution.objects.filter(
-            queue=queue, status__in=sorted(TERMINAL_EXECUTION),
-            finished_at__lt=now - timedelta(days=days)).values_list("id", flat=True)[:limit])
+            queue=queue, status__in=sorted(TERMINAL_EXECUTION), created_at__lt=cutoff,
+            finished_at__lt=cutoff).values_list("id", flat=True)[:limit])
         if ids:
-            with write_transaction():
-                deleted += Execution.objects.filter(id__in=ids).delete()[1].get(
-                    "engine.Execution", 0)
+            deleted += delete_executions(ids)[0]
     return deleted
 
 

@@ -21,6 +21,8 @@ from apps.nodes.contract import NodeError
 
 log = logging.getLogger(__name__)
 IDLE_CLAIM_S = 0.1  # while busy, how often to look for new work after an empty claim
+GATHER_MIN = 8  # runs still in flight for a completion to wait GATHER_S for more
+GATHER_S = 0.002
 
 
 def worker_id() -> str:
@@ -100,8 +102,14 @@ def drain(budget_s: float | None = None) -> int:
                 # Another worker holds those executions for a few milliseconds.
                 time.sleep(random.uniform(0.001, 0.005))
             continue
-        results = [r for _, r in runner.wait(_wait_for(inflight, next_beat, next_claim))
-                   if inflight.pop(r.run_id, None) is not None]
+        claim_now = not stopping and len(inflight) < max_inflight
+        done = runner.wait(_wait_for(inflight, next_beat, next_claim, claim_now))
+        if done and len(inflight) - len(done) >= GATHER_MIN:
+            # Many runs in flight finish close together (I/O answers): a few ms more
+            # gather them into one completion transaction instead of one each.
+            time.sleep(GATHER_S)
+            done += runner.wait(0)
+        results = [r for _, r in done if inflight.pop(r.run_id, None) is not None]
         overdue = _overdue(runner, inflight)
         if overdue:
             results += overdue
@@ -154,8 +162,13 @@ def share_caps(inflight: dict[int, InFlight], max_inflight: int) -> dict[str, in
     return caps
 
 
-def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float) -> float:
+def _wait_for(inflight: dict[int, InFlight], next_beat: float, next_claim: float,
+              claim_now: bool = False) -> float:
+    """How long to block for results. `next_claim` 0 means the last claim was full:
+    more may be ready, so with room left only the results already in are taken."""
     now = time.monotonic()
+    if claim_now and next_claim <= now:
+        return 0.0
     deadlines = [f.deadline for f in inflight.values() if f.deadline is not None]
     until = min([next_beat, *deadlines, next_claim if next_claim else now + 0.2])
     return max(0.0, min(until - now, 0.2))

@@ -8,8 +8,9 @@ A consumer authenticates (middleware), checks access once, and on `subscribe`:
    channel: that is the buffer;
 3. then handles the buffered and live messages, dropping what it already sent
    and refilling any gap in seq from the table first.
-A heartbeat every HEARTBEAT_S also catches up with the table, in case a live
-message was lost (a dropped channel message, a tail that saw ids out of order).
+A heartbeat every HEARTBEAT_S after which nothing arrived also catches up with
+the table, in case the last live messages were lost (a dropped channel message,
+a tail that saw ids out of order); while messages flow, the next shows any gap.
 Consumers never write.
 """
 
@@ -25,7 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from apps.live import fanout, frames, groups, selectors
+from apps.live import fanout, frames, groups, reads, selectors
 from apps.live.access import may_follow
 from apps.live.frames import BadFrame
 
@@ -42,6 +43,7 @@ class FollowConsumer(AsyncWebsocketConsumer):
         self.visible: dict[str, bool] = {}
         self.heartbeat: asyncio.Task | None = None
         self.tailing = False
+        self.flowing = False  # a live message came since the last heartbeat
         if self.user is None or not self.user.is_authenticated:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
@@ -111,14 +113,14 @@ class FollowConsumer(AsyncWebsocketConsumer):
     async def replay(self, execution_id: str, after: int, upto: int | None = None) -> None:
         """Send the table's events of one execution after `after` (snapshot if pruned)."""
         if execution_id not in self.sent:
-            first = await db(selectors.first_kept_seq)(execution_id)
+            first = await reads.read(selectors.first_kept_seq, execution_id)
             if frames.needs_snapshot(after, first):
-                snapshot = await db(selectors.snapshot)(execution_id)
+                snapshot = await reads.read(selectors.snapshot, execution_id)
                 await self.send_json(snapshot)
                 after = snapshot["seq"]
             self.sent[execution_id] = after
         while True:
-            page = await db(selectors.events_after)(execution_id, self.sent[execution_id], upto)
+            page = await reads.read(selectors.events_after, execution_id, self.sent[execution_id], upto)
             for event in page:
                 await self.send_event(execution_id, event)
             if len(page) < selectors.PAGE:
@@ -130,6 +132,7 @@ class FollowConsumer(AsyncWebsocketConsumer):
 
     # --- group messages -------------------------------------------------------------
     async def live_events(self, message):
+        self.flowing = True
         execution_id = message["execution"]
         if not self.subscribed or not await self.follows(execution_id):
             return
@@ -150,9 +153,11 @@ class FollowConsumer(AsyncWebsocketConsumer):
             await self.send_json(frame)
 
     async def live_tick(self, message):
-        """Heartbeat, then catch up with the table in case a live message was lost."""
+        """Heartbeat; then, if nothing came since the last one, catch up with the table in
+        case a live message was lost. (While messages flow, the next one shows a gap.)"""
         await self.send_json(frames.heartbeat_frame())
-        if not self.subscribed:
+        flowing, self.flowing = self.flowing, False
+        if not self.subscribed or flowing:
             return
         for execution_id, last in (await self.table_seqs()).items():
             if last > self.sent.get(execution_id, 0) and await self.follows(execution_id):
@@ -207,7 +212,7 @@ class ExecutionConsumer(FollowConsumer):
         return execution_id == self.execution_id
 
     async def table_seqs(self):
-        return await db(selectors.last_seqs)([self.execution_id])
+        return await reads.read(selectors.last_seqs, [self.execution_id])
 
 
 class ClientConsumer(FollowConsumer):
@@ -227,7 +232,7 @@ class ClientConsumer(FollowConsumer):
         async def start():
             # Unfinished executions from the start; listed ones (that may have finished
             # while the client was away) from where it left them.
-            seqs = {eid: 0 for eid in await db(selectors.unfinished_for_client)(self.client_id)}
+            seqs = {eid: 0 for eid in await reads.read(selectors.unfinished_for_client, self.client_id)}
             for eid, seq in given.items():
                 if await self.follows(eid):
                     seqs[eid] = seq
@@ -249,5 +254,5 @@ class ClientConsumer(FollowConsumer):
                 and may_follow(self.user, execution_id=execution_id))
 
     async def table_seqs(self):
-        seqs = await db(selectors.client_last_seqs)(self.client_id, self.since)
-        return seqs | await db(selectors.last_seqs)(list(self.sent))
+        seqs = await reads.read(selectors.client_last_seqs, self.client_id, self.since)
+        return seqs | await reads.read(selectors.last_seqs, list(self.sent))

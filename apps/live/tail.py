@@ -17,32 +17,18 @@ import asyncio
 import logging
 import weakref
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 
-from apps.live import groups, selectors
+from apps.live import groups, reads, selectors
 
 log = logging.getLogger(__name__)
 
 
-# One thread does every tail query of the process, on one database connection it
-# keeps (polling 20 times a second must not open a connection each time).
-_reader = ThreadPoolExecutor(1, thread_name_prefix="braid-live-tail")
-
-
-def _read(fn, *args):
-    try:
-        return fn(*args)
-    except Exception:
-        connection.close()  # a broken connection is re-opened on the next poll
-        raise
-
-
 async def read(fn, *args):
-    return await asyncio.get_running_loop().run_in_executor(_reader, _read, fn, *args)
+    # Always the same reader thread: its kept connection serves 20 polls a second.
+    return await reads.read(fn, *args, reader=0)
 
 
 class Tailer:

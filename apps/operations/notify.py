@@ -164,6 +164,7 @@ _lock = threading.Lock()
 
 
 def _sender_loop() -> None:
+    failing = False
     while True:
         _wake.wait(timeout=5.0)
         _wake.clear()
@@ -171,10 +172,17 @@ def _sender_loop() -> None:
             close_old_connections()
             while send_due() > 0:
                 pass
-        except Exception:  # the database may be away for a moment: try again later
-            log.exception("notification sender failed; retrying in 5 s")
+            failing = False
+        except Exception as exc:  # the database may be away for a moment: try again later
+            if not failing:  # once per outage, not every 5 s
+                log.warning("notification sender cannot reach the database (%s); "
+                            "retrying every 5 s", exc)
+            failing = True
         finally:
-            close_old_connections()
+            try:
+                close_old_connections()
+            except Exception:  # noqa: S110 - the same outage; the next round reports it
+                pass
 
 
 def deliver_due() -> None:

@@ -15,11 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.engine.models import Execution
+from apps.engine.purge import delete_executions
 from apps.engine.statuses import TERMINAL_EXECUTION
-from apps.engine.writelock import write_transaction
 from apps.operations.models import HostSample, Notification
 
-BATCH = 200  # executions a transaction: each brings its runs and events along
+BATCH = 50  # executions a transaction (each with its runs, events, logs): short locks
 SAMPLES_KEEP = timedelta(days=1)
 NOTIFICATIONS_KEEP = timedelta(days=30)
 
@@ -57,11 +57,10 @@ def prune(now=None, batch: int = BATCH, max_batches: int | None = None) -> dict:
             if not ids:
                 break
             started = time.perf_counter()
-            with write_transaction():
-                total, per_model = Execution.objects.filter(id__in=ids).delete()
+            executions, rows = delete_executions(ids)
             elapsed = (time.perf_counter() - started) * 1000
-            report["executions"] += per_model.get("engine.Execution", 0)
-            report["rows"] += total
+            report["executions"] += executions
+            report["rows"] += rows
             report["batches"] += 1
             report["longest_batch_ms"] = max(report["longest_batch_ms"], round(elapsed, 1))
     report["host_samples"] = HostSample.objects.filter(at__lt=now - SAMPLES_KEEP).delete()[0]

@@ -171,6 +171,7 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
     if not isinstance(spec, dict):
         raise GraphInvalid([Problem("definition", "must be a JSON object")])
     if not limits.trusted:
+        _check_node_count(spec.get("nodes"), limits)  # first: it costs nothing
         _check_size_and_depth(spec, limits)
 
     name = spec.get("name")
@@ -192,6 +193,13 @@ def parse_graph(spec: Any, node_types: Mapping[str, NodeTypeSpec],
         raise GraphInvalid(problems)
     return Graph(name=name, nodes=nodes, edges=tuple(edges), input_schema=input_schema,
                  output=output, deadline_s=deadline_s)
+
+
+def _check_node_count(raw: Any, limits: Limits) -> None:
+    """Past MAX_NODES, stop: listing the problems of thousands of nodes helps nobody."""
+    if isinstance(raw, list) and len(raw) > limits.max_nodes:
+        raise GraphInvalid([Problem("nodes", f"has {len(raw)} nodes, more than the limit of "
+                                    f"{limits.max_nodes} (BRAID_MAX_NODES)")])
 
 
 def _check_size_and_depth(spec: dict, limits: Limits) -> None:
@@ -244,10 +252,6 @@ def _nodes(raw: Any, node_types: Mapping[str, NodeTypeSpec], limits: Limits,
     if not isinstance(raw, list) or not raw:
         problems.append(Problem("nodes", "must be a non-empty list"))
         return {}
-    if len(raw) > limits.max_nodes and not limits.trusted:
-        # Stop here: listing the problems of thousands of nodes helps nobody.
-        raise GraphInvalid([Problem("nodes", f"has {len(raw)} nodes, more than the limit of "
-                                    f"{limits.max_nodes} (BRAID_MAX_NODES)")])
     nodes: dict[str, Node] = {}
     for index, item in enumerate(raw):
         if not isinstance(item, dict):

@@ -62,8 +62,9 @@ def publish_version(slug: str, spec: dict, *, author=None, notes: str = "",
     if make_current and definition.current_version_id != version.pk:
         if Release.objects.filter(definition=definition,
                                   state__in=("smoke", "canary")).exists():
-            raise ReleaseConflict(f"{slug} has an active release; v{version.number} is "
-                                  "published but not current (deploy it after the release)")
+            raise ReleaseConflict(f"{slug} has an active release: finish it (promote, abort "
+                                  "or roll back) before publishing a version that becomes "
+                                  "current, or publish without making it current")
         releases.switch_now(definition, version, user=author, reason="published")
     return version
 

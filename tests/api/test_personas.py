@@ -9,6 +9,7 @@ import pytest
 from django.urls import URLResolver, resolve
 from django.utils import timezone
 
+from apps.engine import rollout
 from apps.engine.models import NodeRun
 from apps.engine.start import StartRequest, start_execution
 from apps.engine.worker import drain
@@ -52,6 +53,9 @@ class World:
             workflow=self.pending.definition, first_seen=timezone.now(),
             last_seen=timezone.now())
         self.approval = NodeRun.objects.get(execution=self.parked, node_id="review")
+        # ship has an active canary (v2), for the promote and abort endpoints.
+        publish_version("ship", {**APPROVAL, "description": "v2"}, make_current=False)
+        rollout.deploy("ship", 2, strategy="canary")
         self.schedule = create_schedule("three-steps", "0 3 * * *")
         now = timezone.now()
         self.window = MaintenanceWindow.objects.create(
@@ -72,6 +76,13 @@ class World:
             ("get", "/api/v1/workflows/three-steps/versions/1/", None, "viewer"),
             ("get", "/api/v1/workflows/three-steps/versions/1/?format=export", None, "viewer"),
             ("get", "/api/v1/workflows/three-steps/versions/1/diff/2/", None, "viewer"),
+            ("get", "/api/v1/workflows/three-steps/releases/", None, "viewer"),
+            ("get", "/api/v1/workflows/three-steps/releases/current/", None, "viewer"),
+            ("post", "/api/v1/workflows/three-steps/releases/",
+             {"version": 1, "strategy": "canary"}, "owner"),
+            ("post", "/api/v1/workflows/ship/releases/current/promote/", {}, "owner"),
+            ("post", "/api/v1/workflows/ship/releases/current/abort/", {}, "operator"),
+            ("post", "/api/v1/workflows/three-steps/releases/rollback/", {}, "operator"),
             ("get", f"/api/v1/executions/{e}/", None, "viewer"),
             ("get", f"/api/v1/executions/{e}/events/", None, "viewer"),
             ("post", f"/api/v1/executions/{e}/cancel/", {}, "operator"),
@@ -127,9 +138,10 @@ def call(client, method, url, body):
     return getattr(client, method)(url, body, format="json")
 
 
-ENDPOINTS = list(range(38))
+ENDPOINTS = list(range(44))
 # Objects that belong to no team (queues are global, a client id is the caller's own).
-GLOBAL_OBJECTS = {"queue-pause", "queue-resume", "seed-reconnect"}
+GLOBAL_OBJECTS = {"queue-pause", "queue-resume", "seed-reconnect", "limit-detail",
+                  "pool-detail", "ratelimit-detail"}
 
 
 def api_patterns(patterns=None, prefix=""):

@@ -151,9 +151,12 @@ def test_retention_deletes_old_finished_executions_of_each_queue():
     old_rt, fresh_rt, running_rt = start("realtime", n=3)
     (old_default,) = start("default")
     now = timezone.now()
+    # An execution is created before it finishes (retention finds them by created_at).
     Execution.objects.filter(pk__in=[old_rt.pk, old_default.pk]).update(
-        status="succeeded", finished_at=now - timedelta(days=8))
+        status="succeeded", created_at=now - timedelta(days=8),
+        finished_at=now - timedelta(days=8))
     Execution.objects.filter(pk=fresh_rt.pk).update(status="succeeded",
+                                                    created_at=now - timedelta(days=6),
                                                     finished_at=now - timedelta(days=6))
     Execution.objects.filter(pk=running_rt.pk).update(status="running",
                                                       created_at=now - timedelta(days=60))

@@ -1,7 +1,7 @@
 """Personas and helpers for live-progress tests.
 
-Alice starts executions (owner), Victor may view every execution (the
-engine.view_execution permission), Sam is staff, Oscar is an outsider.
+Alice owns the payments team and starts its executions, Victor is a viewer on
+that team, Sam is staff, Oscar owns another team and must see nothing of it.
 """
 
 import asyncio
@@ -10,10 +10,11 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 
 from apps.engine.start import StartRequest, start_execution
 from apps.live import tickets
+from apps.teams.models import Membership, Team
 
 CHAIN = {"name": "live chain",
          "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"},
@@ -21,21 +22,26 @@ CHAIN = {"name": "live chain",
          "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]}
 
 
+def member(name: str, team: str, role: str) -> User:
+    user = User.objects.create_user(name, password=f"pw-{name}-123")
+    team, _ = Team.objects.get_or_create(slug=team, defaults={"name": team.title()})
+    Membership.objects.create(team=team, user=user, role=role)
+    return user
+
+
 @pytest.fixture
 def alice(transactional_db):
-    return User.objects.create_user("alice", password="pw-alice-123")
+    return member("alice", "payments", "owner")
 
 
 @pytest.fixture
 def oscar(transactional_db):
-    return User.objects.create_user("oscar", password="pw-oscar-123")
+    return member("oscar", "other", "owner")
 
 
 @pytest.fixture
-def victor(transactional_db):
-    user = User.objects.create_user("victor", password="pw-victor-123")
-    user.user_permissions.add(Permission.objects.get(codename="view_execution"))
-    return user
+def victor(alice):
+    return member("victor", "payments", "viewer")
 
 
 @pytest.fixture
@@ -44,7 +50,9 @@ def sam(transactional_db):
 
 
 def start(user, spec=CHAIN, **kwargs):
-    return start_execution(StartRequest(definition=spec, user=user, **kwargs))
+    """An inline run of `user`, owned by their team."""
+    team = Membership.objects.filter(user=user).values_list("team_id", flat=True).first()
+    return start_execution(StartRequest(definition=spec, user=user, team_id=team, **kwargs))
 
 
 def application():
@@ -98,6 +106,9 @@ def _short_lived_connections(settings):
     db["CONN_MAX_AGE"] = 0  # in place: every thread's connection shares this dict
     yield
     db["CONN_MAX_AGE"] = before
+    from apps.live import reads
+
+    reads.close_connections()  # the live readers keep theirs
 
 
 def drive(execution_id, timeout: float = 30.0):

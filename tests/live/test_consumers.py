@@ -163,7 +163,7 @@ def test_an_unknown_execution_is_refused_like_a_forbidden_one(alice):
     assert frame["error"]["code"] == "not_found" and closed["code"] == 4404
 
 
-def test_staff_and_users_with_the_view_permission_may_follow(alice, sam, victor):
+def test_staff_and_the_teams_viewers_may_follow(alice, sam, victor):
     execution = run_until_done(start(alice).pk)
 
     async def follow(user):

@@ -19,8 +19,10 @@ def test_a_node_emitting_1000_chunks_delivers_them_all_in_order_in_far_fewer_fra
     async def scenario():
         comm, _, _ = await open_ws(f"/ws/executions/{execution.pk}/", alice)
         await comm.send_json_to({"type": "subscribe", "last_seq": 0})
+        # Deltas are live only: run the node once the subscription is in place.
+        frames = await receive_until(comm, lambda f: f["type"] == "subscribed")
         runner = asyncio.create_task(asyncio.to_thread(drive, execution.pk))
-        frames = await receive_until(comm, final)
+        frames += await receive_until(comm, final)
         await runner
         await comm.disconnect()
         return frames
@@ -51,8 +53,10 @@ def test_slow_emits_leave_within_the_flush_interval_not_at_the_end(alice):
     async def scenario():
         comm, _, _ = await open_ws(f"/ws/executions/{execution.pk}/", alice)
         await comm.send_json_to({"type": "subscribe", "last_seq": 0})
+        # Deltas are live only: run the node once the subscription is in place.
+        frames = await receive_until(comm, lambda f: f["type"] == "subscribed")
         runner = asyncio.create_task(asyncio.to_thread(drive, execution.pk))
-        frames = await receive_until(comm, final)
+        frames += await receive_until(comm, final)
         await runner
         await comm.disconnect()
         return frames

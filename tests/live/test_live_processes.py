@@ -11,7 +11,9 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from apps.live import fanout, tickets
+from apps.api.tokens import create_token
+from apps.live import fanout
+from braid.client import Client
 from braid.stream import stream
 from tests.live.conftest import start
 from tests.live.processes import LiveProcesses, embedded
@@ -44,8 +46,9 @@ def procs(transactional_db):
         print(harness.logs())
 
 
-def ticket_for(user):
-    return lambda base: database_sync_to_async(lambda: tickets.issue(user)[0])()
+def read_token(user) -> str:
+    """An API token with only the `read` scope: enough to follow (it asks for tickets)."""
+    return create_token(user, "live test", "read")[1]
 
 
 async def open_gate(execution_id):
@@ -69,11 +72,12 @@ def test_a_client_that_drops_mid_execution_resumes_from_its_last_seq(procs, alic
     procs.start_worker(workers=1)
     _, url = procs.start_daphne()
     execution = start(alice, spec=SLOW)
+    braid = Client(url, token=read_token(alice))  # tickets over HTTP, then the WebSocket
 
     async def scenario():
         seen, deltas, gate = [], [], None
         # First connection: until the streaming node is done, then drop it.
-        async for frame in stream(url, str(execution.pk), ticket=ticket_for(alice)):
+        async for frame in braid.stream(str(execution.pk)):
             if gate is None:  # a frame came: we are subscribed
                 gate = asyncio.create_task(open_gate(execution.pk))
             if frame["type"] == "node.output.delta":
@@ -83,7 +87,7 @@ def test_a_client_that_drops_mid_execution_resumes_from_its_last_seq(procs, alic
             if frame["event"] == "node.succeeded" and frame["data"]["node"] == "s0":
                 break
         await asyncio.sleep(0.8)  # the execution moves on while we are away
-        async for frame in stream(url, str(execution.pk), seen[-1], ticket=ticket_for(alice)):
+        async for frame in braid.stream(str(execution.pk), seen[-1]):
             if frame["type"] == "event":
                 seen.append(frame["seq"])
         return seen, deltas
@@ -101,11 +105,12 @@ def test_after_sigkill_of_its_daphne_a_client_resumes_on_another_without_loss(pr
     doomed, first = procs.start_daphne()
     _, second = procs.start_daphne()
     execution = start(alice, spec=SLOW)
+    token = read_token(alice)
 
     async def scenario():
         seen, killed_at, gate = [], None, None
         async for frame in stream([first, second], str(execution.pk), retry_delay=0.2,
-                                  ticket=ticket_for(alice), deltas=False):
+                                  token=token, deltas=False):
             seen.append(frame["seq"])
             if gate is None:
                 gate = asyncio.create_task(open_gate(execution.pk))

@@ -33,3 +33,15 @@ def test_a_ticket_of_a_deactivated_user_is_refused(alice):
     alice.is_active = False
     alice.save()
     assert tickets.redeem(ticket) is None
+
+
+def test_an_api_token_with_only_the_read_scope_gets_a_ticket(alice):
+    from rest_framework.test import APIClient
+
+    from apps.api.tokens import create_token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(alice, 't', 'read')[1]}")
+    response = client.post("/api/v1/ws-tickets/")
+    assert response.status_code == 201
+    assert tickets.redeem(response.json()["ticket"]) == alice

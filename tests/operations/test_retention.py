@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from apps.engine.models import Execution, ExecutionEvent, NodeRun
+from apps.engine.models import Execution, ExecutionEvent, NodeRun, NodeRunLog
 from apps.operations import retention
 from tests.conftest import run_until_done
 
@@ -59,3 +59,29 @@ def test_braid_prune_dry_run_counts_and_deletes_nothing(run_graph):
     call_command("braid", "prune", "--batch", "2", stdout=out)
     assert "deleted 3 execution(s)" in out.getvalue() and "in 2 batch(es)" in out.getvalue()
     assert Execution.objects.count() == 0
+
+
+def test_prune_finds_every_table_that_points_at_an_execution():
+    from apps.engine.purge import relations
+    from apps.live.models import OutputDelta
+    from apps.operations.models import Alert
+    from apps.schedules.models import Schedule, ScheduleRun
+
+    nulled, deleted = relations()
+    assert {m for m, _, _ in nulled} >= {Alert, Schedule}
+    assert {m for m, _, _ in deleted} >= {NodeRunLog, ExecutionEvent, OutputDelta, NodeRun}
+    assert deleted[-1][0] is NodeRun  # after what points at node runs
+    assert ScheduleRun in {m for m, _, _ in nulled + deleted}
+
+
+def test_prune_keeps_an_alert_but_forgets_its_pruned_execution(run_graph):
+    from apps.operations.models import Alert
+
+    [pk] = finished(run_graph, 1, age_days=31)
+    now = timezone.now()
+    alert = Alert.objects.create(rule="execution_failed", severity="critical", dedupe_key="k",
+                                 title="t", subject_kind="execution", execution_id=pk,
+                                 first_seen=now, last_seen=now)
+    retention.prune()
+    alert.refresh_from_db()
+    assert alert.execution_id is None

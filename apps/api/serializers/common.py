@@ -2,7 +2,8 @@ from rest_framework import serializers
 
 
 class ProblemSerializer(serializers.Serializer):
-    where = serializers.CharField(allow_blank=True, help_text="field, node or edge path")
+    where = serializers.CharField(allow_blank=True, allow_null=True,
+                                  help_text="field, node or edge path")
     node = serializers.CharField(allow_null=True, required=False,
                                  help_text="the node id, for a definition's problem")
     message = serializers.CharField()

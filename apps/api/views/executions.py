@@ -67,13 +67,15 @@ def start(request) -> Response:
         queue=data["queue"], client_id=data["client_id"],
         idempotency_key=data.get("idempotency_key"), deadline_s=data.get("deadline_s"),
         user=request.user, team_id=team_id))
-    if not visible_executions(request).filter(pk=execution.pk).exists():
+    shown = visible_executions(request).select_related("definition", "version")
+    found = shown.filter(pk=execution.pk).first()
+    if found is None:
         # The key was first used by someone who is not on your teams.
         raise exceptions.ValidationError({"idempotency_key": ["already used elsewhere"]})
+    execution = found
     if data["wait"] and not execution.is_terminal:
-        execution = wait_for(execution.pk, data["wait"])
-    execution = visible_executions(request).select_related("definition", "version").get(
-        pk=execution.pk)
+        wait_for(execution.pk, data["wait"])
+        execution = shown.get(pk=execution.pk)
     code = status.HTTP_200_OK if execution.is_terminal else status.HTTP_201_CREATED
     return Response(s.ExecutionSerializer(execution).data, status=code)
 

@@ -1,0 +1,170 @@
+"""API latency under concurrent clients: start-execution and execution-detail on daphne.
+
+    .venv/bin/python bench/api.py --pg-db braid_apibench --redis-url redis://127.0.0.1:6379/9
+    .venv/bin/python bench/api.py --executions 100000 --clients 50 --seconds 30
+
+1. Re-creates the PostgreSQL database `--pg-db`, migrates, publishes a
+   three-step workflow and seeds `--executions` executions of it (bulk starts,
+   2,000 per transaction; no worker runs, so they stay pending and the table
+   is big when measured).
+2. Starts one daphne (`config.asgi:application`, DEBUG off) on a free port,
+   with a user and an API token (scopes read, execute).
+3. `--clients` asyncio clients (httpx, keep-alive) each loop for `--seconds`:
+   POST /api/v1/executions/ (no wait), then GET /api/v1/executions/{id}/ of a
+   random seeded execution. Every answer must be 201 / 200.
+4. Prints p50, p95 and p99 of each and the requests per second.
+
+No worker runs during the measurement: it measures the API and the database,
+not the engine (the engine's throughput is bench/run.py). Figures on a shared
+2-core machine move: compare within one run window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(env: dict, executions: int) -> tuple[str, list[str]]:
+    """Migrate, seed, make a token; returns (token, some execution ids)."""
+    code = f"""
+import django, json, sys
+django.setup()
+from django.contrib.auth import get_user_model
+from apps.api.tokens import create_token
+from apps.engine.start import StartRequest, start_many
+from apps.teams.models import Membership, Team
+from apps.workflows.services import publish_version
+spec = json.load(open({str(ROOT / 'examples' / 'three_steps.json')!r}))
+team = Team.objects.create(slug="bench", name="Bench")
+user = get_user_model().objects.create_user("bench")
+Membership.objects.create(team=team, user=user, role="operator")
+publish_version("three-steps", spec, team_id=team.pk)
+left = {executions}
+ids = []
+while left > 0:
+    n = min(2000, left)
+    made = start_many([StartRequest(workflow="three-steps", input={{"i": i}}) for i in range(n)])
+    ids.extend(str(e.pk) for e in made[:5])
+    left -= n
+print(create_token(user, "bench", "read,execute")[1])
+print(" ".join(ids))
+"""
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
+                   check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()
+    return out[-2], out[-1].split()
+
+
+async def client(base: str, token: str, ids: list[str], until: float, starts: list,
+                 details: list, errors: list) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+        while time.monotonic() < until:
+            t0 = time.perf_counter()
+            r = await http.post("/api/v1/executions/", json={"workflow": "three-steps",
+                                                               "input": {"n": 1}})
+            starts.append(time.perf_counter() - t0)
+            if r.status_code != 201:
+                errors.append(f"start {r.status_code}")
+            else:
+                ids.append(r.json()["id"])
+            t0 = time.perf_counter()
+            r = await http.get(f"/api/v1/executions/{random.choice(ids)}/")
+            details.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                errors.append(f"detail {r.status_code}")
+
+
+async def load(base: str, token: str, ids: list[str], clients: int, seconds: float):
+    starts, details, errors = [], [], []
+    until = time.monotonic() + seconds
+    t0 = time.monotonic()
+    await asyncio.gather(*(client(base, token, ids, until, starts, details, errors)
+                           for _ in range(clients)))
+    return starts, details, errors, time.monotonic() - t0
+
+
+def report(name: str, values: list[float], elapsed: float) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"{name:<8} n={len(ms):>6}  {len(ms) / elapsed:7.1f}/s  "
+            f"p50 {percentile(ms, 0.5):7.1f} ms  p95 {percentile(ms, 0.95):7.1f} ms  "
+            f"p99 {percentile(ms, 0.99):7.1f} ms  mean {statistics.fmean(ms):7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pg-db", default=os.environ.get("BENCH_PG_DB", "braid_apibench"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL",
+                                                              "redis://127.0.0.1:6379/6"))
+    parser.add_argument("--executions", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
+                    f'DROP DATABASE IF EXISTS "{args.pg_db}"', "-c",
+                    f'CREATE DATABASE "{args.pg_db}"'], check=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "0",
+           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.pg_db}",
+           "REDIS_URL": args.redis_url, "SECRET_KEY": "bench-" + "x" * 40,
+           "SECURE_SSL_REDIRECT": "0", "ALLOWED_HOSTS": "127.0.0.1",
+           "BRAID_API_TOKEN_RATE": "10000000/min", "BRAID_API_USER_RATE": "10000000/min",
+           "LOG_LEVEL": "WARNING"}
+    t0 = time.monotonic()
+    token, ids = prepare(env, args.executions)
+    print(f"seeded {args.executions} executions in {time.monotonic() - t0:.0f} s",
+          file=sys.stderr)
+    port = free_port()
+    daphne = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
+                               str(port), "config.asgi:application"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        import httpx
+
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        asyncio.run(load(base, token, ids, 2, 2.0))  # warm-up (caches, connections)
+        starts, details, errors, elapsed = asyncio.run(
+            load(base, token, ids, args.clients, args.seconds))
+    finally:
+        daphne.terminate()
+        daphne.wait(timeout=30)
+    print(f"{args.clients} clients, {args.seconds:g} s, {args.executions} executions "
+          f"seeded, PostgreSQL, one daphne")
+    print(report("start", starts, elapsed))
+    print(report("detail", details, elapsed))
+    print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
+
+
+if __name__ == "__main__":
+    main()
