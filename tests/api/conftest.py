@@ -1,17 +1,13 @@
 """Personas for the API: Alice owns the payments team, Bob operates it, Vera views it,
 Charlie owns another team and must see nothing of payments, Sam is staff."""
 
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.api.tokens import create_token
-from apps.engine import maintenance
-from apps.engine.worker import drain
 from apps.teams.models import Membership, Team
 from apps.workflows.services import publish_version
 from tests.conftest import load_example
@@ -63,24 +59,3 @@ def people(db):
 def three(people):
     """The payments team's three-step workflow, version 1."""
     return publish_version("three-steps", THREE, author=people.alice, team_id=people.payments.pk)
-
-
-@pytest.fixture
-def engine():
-    """Drive the engine from a background thread while a request waits in this one."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                drain(budget_s=0.5)
-                maintenance.wake_due_timers()
-                stop.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
