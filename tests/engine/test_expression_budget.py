@@ -28,6 +28,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 COSTLY = "input.xs.map(a, input.xs.filter(b, b == a).size())"  # ~12 s natively over 2,000
 CRASH_MARKER = "crash-the-evaluator"
 
+# 6,000 items: 36 million comparisons, far past the 5 s budget on any machine (2,000
+# finished inside it on a fast idle one).
+COSTLY_ITEMS = 6000
+
 
 def costly_spec(expression: str = COSTLY, attempts: int = 2) -> dict:
     return {"name": "costly", "nodes": [
@@ -95,7 +99,7 @@ def test_a_costly_expression_fails_after_its_budget_while_plain_executions_finis
         budget, workers):
     budget(5.0)
     costly = start_execution(StartRequest(definition=costly_spec(),
-                                          input={"xs": list(range(2000))}))
+                                          input={"xs": list(range(COSTLY_ITEMS))}))
     # Wait until the costly evaluation is under way, then start ten plain ones beside it.
     _wait_for(lambda: NodeRun.objects.filter(execution=costly, node_id="count",
                                              status="running").exists())

@@ -23,6 +23,10 @@ pytestmark = [
 
 COSTLY = "input.xs.map(a, input.xs.filter(b, b == a).size())"  # ~12 s natively over 2,000
 MARKER = "crash-the-evaluator"
+
+# 6,000 items: 36 million comparisons, far past the 5 s budget on any machine (2,000
+# finished inside it on a fast idle one).
+COSTLY_ITEMS = 6000
 ENV = {"BRAID_EXPRESSION_BUDGET_S": "5", CRASH_ENV: MARKER}
 PLAIN = {"name": "plain", "nodes": [
     {"id": "a", "type": "transform", "config": {"output": {"x": "input.n + 1"}}},
@@ -59,7 +63,7 @@ def test_a_costly_expression_fails_after_its_budget_while_ten_plain_executions_f
     cluster.start_ticker()
     cluster.start_qcluster(workers=2)
     costly = start_execution(StartRequest(definition=one_transform(COSTLY, attempts=2),
-                                          input={"xs": list(range(2000))}))
+                                          input={"xs": list(range(COSTLY_ITEMS))}))
     wait_until(lambda: NodeRun.objects.filter(execution=costly, status="running").exists(),
                60, "the costly run leased")
     plain = [start_execution(StartRequest(definition=PLAIN, input={"n": n})) for n in range(10)]
