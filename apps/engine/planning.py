@@ -12,8 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from apps.engine.statuses import TERMINAL_RUN
-from apps.nodes.expressions import ExpressionError, evaluate, evaluate_condition, needs_sandbox
-from apps.workflows.graph import Edge, Graph, RetryPolicy
+from apps.nodes.expressions import (
+    ExpressionError,
+    evaluate,
+    evaluate_condition,
+    is_cheap,
+    needs_sandbox,
+)
+from apps.workflows.graph import COSTLY_OUTPUT, Edge, Graph, RetryPolicy
 
 RAN = TERMINAL_RUN - {"skipped"}
 # An edge whose condition is not proven cheap is not evaluated inside the
@@ -208,6 +214,9 @@ def execution_output(graph: Graph, state: Mapping[str, NodeState], inputs: dict)
     """The graph's `output` expressions, or the outputs of the succeeded sink nodes."""
     scope = expression_scope(inputs, state)
     if graph.output:
+        costly = [key for key, expr in graph.output.items() if not is_cheap(expr)]
+        if costly:  # a version stored before outputs had to be cheap: never in the transaction
+            raise ExpressionError(f"{costly[0]} {COSTLY_OUTPUT}", error_class="configuration")
         return {key: evaluate(expr, scope) for key, expr in graph.output.items()}
     return {n: state[n].output for n in graph.sinks
             if n in state and state[n].status == "succeeded"}

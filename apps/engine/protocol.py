@@ -28,6 +28,7 @@ from apps.engine.models import Execution, NodeRun
 from apps.engine.pools import PREFIX, Pools
 from apps.engine.queues import note_claimed, paused_queues, queue_batch
 from apps.engine.ratelimits import Buckets, rules_for
+from apps.engine.statuses import E, R
 from apps.engine.transitions import (
     Batch,
     Claim,
@@ -103,7 +104,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
         return Claimed([])
     now = clock.now()
     with write_transaction():
-        ready = NodeRun.objects.filter(status="ready").filter(
+        ready = NodeRun.objects.filter(status=R.READY).filter(
             Q(not_before__isnull=True) | Q(not_before__lte=now))
         paused = paused_queues()
         if paused:
@@ -121,7 +122,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
             state = states.get(execution_id)
             run = _find(state, run_id) if state else None
             # Re-checked under the lock: a cancel or a claimer may have moved it.
-            if run is None or run.status != "ready" or (run.not_before and run.not_before > now) \
+            if run is None or run.status != R.READY or (run.not_before and run.not_before > now) \
                     or run.queue in paused:
                 continue
             node_type = state.graph.nodes[run.node_id].type
@@ -189,7 +190,7 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float, 
         for result in results:
             state = states.get(_uuid(result.execution_id))
             run = _find(state, result.run_id) if state else None
-            if run is None or run.status != "running" or run.lease_token != result.lease_token:
+            if run is None or run.status != R.RUNNING or run.lease_token != result.lease_token:
                 log.info("dropped the late result of node run %s", result.run_id,
                          extra={"execution": result.execution_id,
                                 "node": run.node_id if run else None})
@@ -202,7 +203,7 @@ def complete(results: list[Result], worker: str, capacity: int, lease_s: float, 
             settle(batch, states[eid], changed[eid], for_good[eid], lease_s, room)
         _fuse_pure(batch, states, lease_s, room)
         batch.flush()
-        if any(r.status == "ready" and r.not_before is None for r in batch.new_runs):
+        if any(r.status == R.READY and r.not_before is None for r in batch.new_runs):
             wake_on_commit(1)
     return batch.claimed()
 
@@ -214,7 +215,7 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
     """
     if not needs_admission():
         return 0
-    waiting = Execution.objects.filter(status="pending", admitted=False)
+    waiting = Execution.objects.filter(status=E.PENDING, admitted=False)
     if paused:
         waiting = waiting.exclude(queue__in=paused)
     order = list(waiting.order_by("-priority", "created_at")
@@ -226,7 +227,7 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
     admitted = 0
     for execution_id in order:
         execution = locked.get(execution_id)
-        if execution is None or execution.admitted or execution.status != "pending":
+        if execution is None or execution.admitted or execution.status != E.PENDING:
             continue
         if room[0] <= 0 or admission.blocked_by(execution):
             continue  # a busy key must not hold back the executions behind it
@@ -249,7 +250,7 @@ def admit(batch: Batch, states: dict, room: list[int], paused, lease_s: float) -
 
 def park_on_pool(batch: Batch, state, run: NodeRun) -> None:
     """No room in the run's pool: it waits, holding no worker, until a holder finishes."""
-    run.status = "waiting"
+    run.status = R.WAITING
     run.waiting_for = PREFIX + run.pool
     batch.touch(run)
     batch.event(state.execution, "node.waiting", {
@@ -268,14 +269,14 @@ def defer(batch: Batch, run: NodeRun, until, rule) -> None:
 def apply_result(batch: Batch, state, run: NodeRun, result: Result, changed, for_good) -> None:
     eid = state.execution.id
     changed.setdefault(eid, [])
-    if result.outcome == "succeeded":
-        finish_run(batch, state, run, "succeeded", output=result.output,
+    if result.outcome == R.SUCCEEDED:
+        finish_run(batch, state, run, R.SUCCEEDED, output=result.output,
                    duration_ms=result.duration_ms)
         changed[eid].append(run.node_id)
     elif result.outcome == "parked":
         park(batch, state, run, result)
-    elif result.outcome == "skipped":  # its costly incoming conditions were all false
-        finish_run(batch, state, run, "skipped", duration_ms=result.duration_ms)
+    elif result.outcome == R.SKIPPED:  # its costly incoming conditions were all false
+        finish_run(batch, state, run, R.SKIPPED, duration_ms=result.duration_ms)
         changed[eid].append(run.node_id)
     elif fail_run(batch, state, run, result.error_class, result.message, result.retryable,
                   duration_ms=result.duration_ms,
@@ -293,7 +294,7 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
     fused: set[int] = set()
     for _ in range(MAX_FUSED_ROUNDS):
         todo = [(run, state) for run, state in batch.claims
-                if id(run) not in fused and run.status == "running"
+                if id(run) not in fused and run.status == R.RUNNING
                 and is_pure(state.graph.nodes[run.node_id])
                 and not planning.has_costly_condition(state.graph, run.node_id)]
         if not todo:
@@ -312,7 +313,7 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
 
 
 def park(batch: Batch, state, run: NodeRun, result: Result) -> None:
-    run.status = "waiting"
+    run.status = R.WAITING
     after_s = result.extra.get("after_s")
     # A wait measured from now is counted on the database's clock (see clock.py).
     run.wake_at = (batch.now + timedelta(seconds=after_s) if after_s is not None
@@ -337,9 +338,9 @@ def heartbeat(worker: str, held: dict[int, int], lease_s: float) -> set[int]:
         return set()
     now = clock.now()
     rows = NodeRun.objects.filter(id__in=list(held)).values_list("id", "status", "lease_token")
-    kept = {rid for rid, status, token in rows if status == "running" and token == held[rid]}
+    kept = {rid for rid, status, token in rows if status == R.RUNNING and token == held[rid]}
     if kept:
-        NodeRun.objects.filter(id__in=kept, status="running").update(
+        NodeRun.objects.filter(id__in=kept, status=R.RUNNING).update(
             lease_expires_at=now + timedelta(seconds=lease_s))
     return set(held) - kept
 
@@ -355,11 +356,11 @@ def release(held: dict[int, int]) -> int:
         return 0
     released = 0
     with write_transaction():
-        rows = NodeRun.objects.select_for_update().filter(id__in=list(held), status="running")
+        rows = NodeRun.objects.select_for_update().filter(id__in=list(held), status=R.RUNNING)
         for run in rows:
             if run.lease_token == held[run.pk]:
                 released += NodeRun.objects.filter(pk=run.pk).update(
-                    status="ready", worker="", lease_expires_at=None, started_at=None)
+                    status=R.READY, worker="", lease_expires_at=None, started_at=None)
     return released
 
 

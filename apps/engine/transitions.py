@@ -25,6 +25,7 @@ from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
 from apps.engine.ratelimits import rules_for
+from apps.engine.statuses import E, R
 from apps.engine.wakeup import wake_on_commit
 from apps.nodes.expressions import ExpressionError
 from apps.workflows.graph import Graph
@@ -92,7 +93,7 @@ class ExecutionState:
 
     def node_states(self) -> dict[str, planning.NodeState]:
         return {n: planning.NodeState(r.status, r.output, r.started_at is not None
-                                      or r.status != "cancelled")
+                                      or r.status != R.CANCELLED)
                 for n, r in self.latest.items()}
 
     def status_map(self) -> dict[str, str]:
@@ -139,7 +140,7 @@ class Batch:
             self.changed_runs[run.pk] = run
 
     def add_run(self, state: ExecutionState, node_id: str, *, attempt: int = 1,
-                status: str = "ready", not_before: datetime | None = None,
+                status: str = R.READY, not_before: datetime | None = None,
                 compensation: bool = False, lease_losses: int = 0) -> NodeRun:
         execution = state.execution
         node = state.graph.nodes[node_id]
@@ -149,17 +150,17 @@ class Batch:
                       pool_slots=node.slots,
                       not_before=not_before, compensation=compensation,
                       lease_losses=lease_losses, created_at=self.now)
-        if status == "skipped":
+        if status == R.SKIPPED:
             run.finished_at = self.now
-        elif status == "ready" and not compensation and state.execution.paused:
-            run.status, run.waiting_for = "waiting", PAUSED  # held until an operator unpauses
+        elif status == R.READY and not compensation and state.execution.paused:
+            run.status, run.waiting_for = R.WAITING, PAUSED  # held until an operator unpauses
         self.new_runs.append(run)
         (state.compensations if compensation else state.latest)[node_id] = run
         return run
 
     def lease(self, run: NodeRun, state: ExecutionState, lease_s: float) -> None:
         """Mark `run` RUNNING for this worker (claimed or continued locally)."""
-        run.status = "running"
+        run.status = R.RUNNING
         run.worker = self.worker
         run.lease_token = new_token()
         run.lease_expires_at = self.now + timedelta(seconds=lease_s)
@@ -167,8 +168,8 @@ class Batch:
         run.waiting_for = ""
         self.touch(run)
         execution = state.execution
-        if execution.status in ("pending", "waiting"):
-            execution.status = "running"
+        if execution.status in (E.PENDING, E.WAITING):
+            execution.status = E.RUNNING
         if execution.started_at is None:
             execution.started_at = self.now
         kind = "compensation" if run.compensation else "node"
@@ -263,7 +264,7 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
                output=None, error_class: str = "", message: str = "",
                retryable: bool | None = None, duration_ms: float | None = None,
                lease_lost: bool = False) -> None:
-    if run.pool and run.status == "running":
+    if run.pool and run.status == R.RUNNING:
         batch.freed_slots[run.pool] += run.pool_slots
     run.status = status
     run.output = output
@@ -275,7 +276,7 @@ def finish_run(batch: Batch, state: ExecutionState, run: NodeRun, status: str, *
     run.duration_ms = duration_ms
     batch.touch(run)
     payload = {"node": run.node_id, "attempt": run.attempt}
-    if status == "succeeded":
+    if status == R.SUCCEEDED:
         payload["output"] = output
         if duration_ms is not None:
             payload["duration_ms"] = round(duration_ms, 3)
@@ -297,11 +298,11 @@ def fail_run(batch: Batch, state: ExecutionState, run: NodeRun, error_class: str
                 state.execution.id, run.node_id, run.attempt, error_class, message[:300],
                 extra={"execution": state.execution.id, "node": run.node_id,
                        "attempt": run.attempt, "error_class": error_class})
-    finish_run(batch, state, run, "failed", error_class=error_class, message=message,
+    finish_run(batch, state, run, R.FAILED, error_class=error_class, message=message,
                retryable=retryable, duration_ms=duration_ms, lease_lost=lost_lease)
     if state.execution.status in TERMINAL_EXECUTION:
         return False
-    if state.execution.status == "compensating" and not run.compensation and not lost_lease:
+    if state.execution.status == E.COMPENSATING and not run.compensation and not lost_lease:
         # A step that was left to settle failed: it did nothing to undo, and the
         # execution is being undone, so it is not retried. A lost worker, though,
         # says nothing of the outcome: that step is re-run (same idempotency key).
@@ -340,7 +341,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
     execution = state.execution
     if execution.status in TERMINAL_EXECUTION:
         return
-    if execution.status == "compensating":
+    if execution.status == E.COMPENSATING:
         _continue_compensation(batch, state, failed_for_good)
         return
     unhandled = [r for r in failed_for_good if not state.graph.nodes[r.node_id].fallback]
@@ -355,7 +356,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
                                           "message": "; ".join(plan.errors)})
         return
     for node_id in plan.skipped:
-        batch.add_run(state, node_id, status="skipped")
+        batch.add_run(state, node_id, status=R.SKIPPED)
         batch.event(execution, "node.skipped", {"node": node_id})
     # A paused queue's successors wait too; a paused execution's are held by add_run.
     held = execution.paused or execution.queue in paused_queues()
@@ -375,7 +376,7 @@ def settle(batch: Batch, state: ExecutionState, changed: list[str],
             fail_or_compensate(batch, state, {"class": exc.error_class, "node": None,
                                               "message": f"output: {exc}"})
             return
-        finish_execution(batch, state, "succeeded", output=output)
+        finish_execution(batch, state, E.SUCCEEDED, output=output)
     else:
         update_progress(batch, state)
 
@@ -387,21 +388,21 @@ def update_progress(batch: Batch, state: ExecutionState) -> None:
     execution.total_nodes = len(forward)
     # Cancelled nodes never ran: they are not progress.
     execution.completed_nodes = sum(
-        1 for n in forward if statuses.get(n) in ("succeeded", "failed", "skipped"))
+        1 for n in forward if statuses.get(n) in (R.SUCCEEDED, R.FAILED, R.SKIPPED))
     active = state.active_runs()
     execution.current_nodes = sorted({r.node_id for r in active})
-    if execution.status in ("running", "waiting", "pending") and active:
-        if all(r.status == "waiting" for r in active):
-            execution.status = "waiting"
-        elif any(r.status == "running" for r in active) or execution.started_at:
-            execution.status = "running"
+    if execution.status in (E.RUNNING, E.WAITING, E.PENDING) and active:
+        if all(r.status == R.WAITING for r in active):
+            execution.status = E.WAITING
+        elif any(r.status == R.RUNNING for r in active) or execution.started_at:
+            execution.status = E.RUNNING
     batch.executions[execution.id] = execution
 
 
 def cancel_active(batch: Batch, state: ExecutionState, reason: str) -> None:
     """Cancel every unfinished run; running handlers stop at their next heartbeat."""
     for run in state.active_runs():
-        finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+        finish_run(batch, state, run, R.CANCELLED, error_class="cancelled", message=reason,
                    retryable=False)
 
 
@@ -440,17 +441,17 @@ def fail_or_compensate(batch: Batch, state: ExecutionState, error: dict) -> None
     execution = state.execution
     execution.error = error
     settling = [r for r in state.latest.values()
-                if r.status == "running" and state.graph.nodes[r.node_id].compensate]
+                if r.status == R.RUNNING and state.graph.nodes[r.node_id].compensate]
     reason = "execution failed: " + (error.get("message") or "")[:200]
     for run in state.active_runs():
         if run not in settling:
-            finish_run(batch, state, run, "cancelled", error_class="cancelled", message=reason,
+            finish_run(batch, state, run, R.CANCELLED, error_class="cancelled", message=reason,
                        retryable=False)
     order = _compensation_order(state)
     if not order and not settling:
-        finish_execution(batch, state, "failed", error=error)
+        finish_execution(batch, state, E.FAILED, error=error)
         return
-    execution.status = "compensating"
+    execution.status = E.COMPENSATING
     batch.event(execution, "execution.compensating", {
         "error": error, "order": order, "settling": sorted(r.node_id for r in settling)})
     _continue_compensation(batch, state, [])
@@ -462,7 +463,7 @@ def start_compensation(batch: Batch, state: ExecutionState) -> bool:
     if not _compensation_order(state):
         return False
     execution = state.execution
-    execution.status = "compensating"
+    execution.status = E.COMPENSATING
     execution.finished_at = None
     batch.event(execution, "execution.compensating", {
         "error": execution.error, "order": _compensation_order(state), "settling": [],
@@ -476,12 +477,12 @@ LEASE_EXPIRED = "lease expired"  # how the reaper's failures start
 
 def possibly_done(run: NodeRun) -> bool:
     """A step that failed for good by losing its worker may have done its work."""
-    return run.status == "failed" and run.error_message.startswith(LEASE_EXPIRED)
+    return run.status == R.FAILED and run.error_message.startswith(LEASE_EXPIRED)
 
 
 def _compensation_order(state: ExecutionState) -> list[str]:
     done = sorted((r for r in state.latest.values()
-                   if r.status == "succeeded" or possibly_done(r)),
+                   if r.status == R.SUCCEEDED or possibly_done(r)),
                   key=lambda r: r.finished_seq or 0)
     return planning.compensation_order(state.graph, [r.node_id for r in done])
 
@@ -498,7 +499,7 @@ def _continue_compensation(batch: Batch, state: ExecutionState,
         error["compensation"] = {"node": run.node_id, "class": run.error_class,
                                  "message": run.error_message}
         cancel_active(batch, state, "compensation failed")
-        finish_execution(batch, state, "failed", error=error)
+        finish_execution(batch, state, E.FAILED, error=error)
         return
     if state.active_runs():  # a step settling, or the previous compensation running
         update_progress(batch, state)
@@ -508,6 +509,6 @@ def _continue_compensation(batch: Batch, state: ExecutionState,
         batch.add_run(state, remaining[0], compensation=True)
         update_progress(batch, state)
     elif state.compensations:
-        finish_execution(batch, state, "compensated")
+        finish_execution(batch, state, E.COMPENSATED)
     else:  # the steps that were settling did nothing that needs undoing
-        finish_execution(batch, state, "failed")
+        finish_execution(batch, state, E.FAILED)

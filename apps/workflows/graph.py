@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from apps.nodes.contract import ERROR_CLASSES
-from apps.nodes.expressions import check_expression
+from apps.nodes.expressions import check_expression, is_cheap
 from apps.nodes.payloads import MAX_DEPTH, depth_over
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -421,6 +421,10 @@ def _edges(raw: Any, nodes: dict[str, Node], problems: list[Problem],
     return edges
 
 
+COSTLY_OUTPUT = ("uses a comprehension macro (map, filter, all, exists, exists_one): "
+                 "compute it in a transform node and reference nodes.<id>.output here")
+
+
 def _output(raw: Any, problems: list[Problem], check: bool = True) -> dict[str, str] | None:
     if raw is None:
         return None
@@ -431,6 +435,11 @@ def _output(raw: Any, problems: list[Problem], check: bool = True) -> dict[str, 
         if not check and isinstance(expr, str):
             continue  # a stored version: a bad expression fails the run that evaluates it
         messages = check_expression(expr) if isinstance(expr, str) else ["must be a CEL string"]
+        if not messages and not is_cheap(expr):
+            # The output is evaluated in the transaction that finishes the
+            # execution, so it must be proven cheap there; a transform node is
+            # leased and budgeted outside any transaction.
+            messages = [COSTLY_OUTPUT]
         for message in messages:
             problems.append(Problem(f"output.{key}", f"bad expression: {message}"))
     return raw

@@ -175,3 +175,25 @@ def test_the_reaper_goes_on_past_a_version_this_code_cannot_run(publish, monkeyp
     runs = NodeRun.objects.filter(execution=stored).order_by("attempt")
     assert [(r.attempt, r.status) for r in runs] == [(1, "failed"), (2, "ready")]
     assert run_until_done(stored.pk).error["class"] == "configuration"
+
+
+def test_a_stored_costly_output_fails_as_configuration_instead_of_running_in_the_commit(
+        publish, monkeypatch):
+    """Outputs are evaluated in the transaction that finishes the execution, so
+    today's validation refuses a macro there; a version stored before that rule
+    fails with the reason rather than holding the transaction for its budget."""
+    spec = {"name": "costly output", "nodes": [
+        {"id": "items", "type": "noop", "config": {"output": {"xs": [1, 2, 3]}}}],
+        "edges": [], "output": {"doubled": "nodes.items.output.xs.map(x, x * 2)"}}
+    with monkeypatch.context() as earlier_code:
+        earlier_code.setattr("apps.workflows.graph.is_cheap", lambda source: True)
+        publish("stored", spec)
+        stored = start_execution(StartRequest(workflow="stored", input={}))
+    deploy()
+
+    stored = run_until_done(stored.pk)
+
+    assert stored.status == "failed"
+    assert stored.error["class"] == "configuration"
+    assert stored.error["message"].startswith(
+        "output: doubled uses a comprehension macro (map, filter, all, exists, exists_one)")

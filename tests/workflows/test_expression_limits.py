@@ -64,6 +64,16 @@ def test_a_deeply_nested_expression_under_the_length_limit_is_refused():
     assert "nests 1000 levels deep" in problem["message"]
 
 
+
+def test_an_output_with_a_comprehension_macro_is_refused_with_the_way_out():
+    spec = {"name": "costly output", "nodes": [{"id": "n", "type": "noop"}], "edges": [],
+            "output": {"ok": "nodes.n.output.x", "total": "input.xs.map(x, x * 2)"}}
+
+    [problem] = problems_of(spec)
+
+    assert problem["where"] == "output.total"
+    assert "compute it in a transform node" in problem["message"]
+
 @pytest.mark.django_db
 def test_publish_refuses_huge_expressions_and_stores_nothing():
     for slug, spec in (("huge-transform", HUGE_TRANSFORM), ("huge-condition", HUGE_CONDITION)):
