@@ -147,9 +147,13 @@ def main() -> None:
     print(f"seeded {args.executions} executions in {time.monotonic() - t0:.0f} s",
           file=sys.stderr)
     port = free_port()
+    # daphne's log goes to a file: an unread pipe fills up and then blocks the server.
+    log_path = ROOT / "var" / "bench" / "api-daphne.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w")
     daphne = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
                                str(port), "config.asgi:application"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=log)
     try:
         base = f"http://127.0.0.1:{port}"
         import httpx
@@ -175,6 +179,10 @@ def main() -> None:
     print(report("start", starts, elapsed))
     print(report("detail", details, elapsed))
     print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
+    log.close()
+    server_errors = log_path.read_text().count("Traceback")
+    if server_errors:
+        print(f"daphne logged {server_errors} tracebacks: see {log_path}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ its main process), in one run:
    their events) made with SQL, then `braid prune`'s service deletes them in
    batches while W1 latency is measured beside it: the longest batch (the most
    the engine can wait on it) and W1 p50/p95 before and during.
+5. Receiver down: a webhook route to a loopback socket that accepts and never
+   answers (each send waits out its 5 s timeout), 200 alerts opened so the
+   sender always has due notifications, then W1 throughput and latency again:
+   the ratio to step 1's W1 (and a latency run just before) is what a dead
+   receiver costs the engine.
 Its own database (braid_bench_ops) and Redis db (12) by default.
 """
 
@@ -183,6 +188,48 @@ def prune_beside_w1(lat_n: int) -> dict:
             "w1_during_rounds": len(during)}
 
 
+def receiver_down(thr_n: int, lat_n: int, procs) -> dict:
+    """W1 with every alert notification going to a receiver that never answers."""
+    import socket
+
+    from django.utils import timezone
+
+    from apps.operations import notify
+    from apps.operations.models import Alert, Notification, NotificationRoute
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(1024)  # the kernel completes handshakes; nobody ever reads or answers
+    port = hole.getsockname()[1]
+    try:
+        before = bench.w1_latency(lat_n, "down-before")
+        route = NotificationRoute.objects.create(
+            name="bench-dead-receiver", kind="webhook", target=f"http://127.0.0.1:{port}/hook",
+            secret="s", min_severity="info")
+        now = timezone.now()
+        for i in range(200):
+            alert = Alert.objects.create(
+                rule="execution_failed", severity="critical", dedupe_key=f"bench-down-{i}",
+                title=f"bench alert {i}", details={}, subject_kind="execution",
+                subject_id=f"bench-{i}", first_seen=now, last_seen=now)
+            notify.queue_for(alert, "opened")
+        time.sleep(6)  # the sender wakes every 5 s: it is now stuck on the first sends
+        during = bench.w1_latency(lat_n, "down-during")
+        w1 = bench.throughput("bench-three-steps", thr_n, "down-w1", 3,
+                              lambda i: {"who": str(i)}, procs)
+        attempted = Notification.objects.filter(route=route, attempts__gt=0).count()
+        sent = Notification.objects.filter(route=route, state="sent").count()
+    finally:
+        hole.close()
+    return {"w1_nodes_per_s": w1["nodes_per_s"],
+            "w1_cpu_workers_ms_per_node": w1.get("cpu_workers_ms_per_node"),
+            "latency_before_p50_ms": before["latency_p50_ms"],
+            "latency_before_p95_ms": before["latency_p95_ms"],
+            "latency_down_p50_ms": during["latency_p50_ms"],
+            "latency_down_p95_ms": during["latency_p95_ms"],
+            "notifications_attempted": attempted, "notifications_sent": sent}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
@@ -191,6 +238,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--prune-runs", type=int, default=1_000_000,
                         help="old node runs to prune (PostgreSQL; 0 skips the prune part)")
+    parser.add_argument("--skip-receiver-down", action="store_true",
+                        help="skip W1 with a webhook receiver that never answers")
     args = parser.parse_args(argv)
     bench.PG_DB, bench.BENCH_REDIS_URL = args.pg_db, args.redis_url
     env = bench.bench_env(args.db)
@@ -230,6 +279,9 @@ def main(argv=None) -> int:
                         if k in w1}
         report["evaluate_under_load_cpu_ms"] = statistics.median(under) if under else None
         report["evaluations_under_load"] = len(under)
+        if not args.skip_receiver_down:
+            bench.log("W1 with the webhook receiver down")
+            report["receiver_down"] = receiver_down(thr_n, lat_n, procs)
         bench.log("metrics subscriber over W1's events")
         report["metrics"] = counter_cost("ops-w1")
         if args.prune_runs and args.db == "postgres":
@@ -250,6 +302,10 @@ def main(argv=None) -> int:
     load_eval = report["evaluate_under_load_cpu_ms"] or report["idle"]["evaluate_cpu_ms"]
     load_pct = 100 * (load_eval / (every_eval * 1000)
                       + report["idle"]["monitor_cpu_ms"] / (every_mon * 1000))
+    down = report.get("receiver_down")
+    if down and report["w1"].get("nodes_per_s"):
+        down["w1_throughput_ratio_to_receiver_up"] = (
+            down["w1_nodes_per_s"] / report["w1"]["nodes_per_s"])
     report["summary"] = {
         "evaluator_and_monitor_pct_of_one_core_idle": idle_pct,
         "evaluator_and_monitor_pct_of_one_core_under_w1": load_pct,

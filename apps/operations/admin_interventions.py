@@ -137,8 +137,58 @@ def run_action(action: Action, execution_id, user, data: dict):
     return calls[action.name]()
 
 
+BULK_LIMIT = 500  # executions one bulk action handles; run it again for more
+
+
 class OperatorExecutionAdmin(ExecutionAdmin):
     change_form_template = "admin/engine/execution/change_form.html"
+    actions = (*ExecutionAdmin.actions, "resume_selected", "pause_selected",
+               "unpause_selected")
+
+    # --- bulk actions: each execution through its service, as the button would ------
+    def has_retry_permission(self, request):
+        return request.user.has_perm(RETRY)
+
+    def _bulk(self, request, queryset, name: str) -> None:
+        step = ACTIONS[name]
+        ids = list(queryset.order_by().filter(status__in=step.statuses)
+                   .values_list("pk", flat=True)[:BULK_LIMIT + 1])
+        # Counted before acting: what the action does moves them out of `statuses`.
+        skipped = queryset.exclude(status__in=step.statuses)[:BULK_LIMIT].count()
+        done, refused = 0, []
+        for execution_id in ids[:BULK_LIMIT]:
+            try:
+                run_action(step, execution_id, request.user,
+                           {"reason": f"bulk {step.label.lower()} in the admin"})
+                done += 1
+            except BraidError as exc:  # its state changed, or it is already paused…
+                refused.append(f"{str(execution_id)[:8]}: {exc.message}")
+        if done:
+            self.message_user(request, f"{step.label}: {done} execution"
+                              f"{'' if done == 1 else 's'}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{len(refused)} refused: " + "; ".join(refused[:5]),
+                              messages.WARNING)
+        if skipped:
+            self.message_user(request, f"{skipped} selected execution"
+                              f"{' was' if skipped == 1 else 's were'} not "
+                              f"{', '.join(sorted(step.statuses))} and left as "
+                              f"{'it was' if skipped == 1 else 'they were'}.", messages.WARNING)
+        if len(ids) > BULK_LIMIT:
+            self.message_user(request, f"Stopped after {BULK_LIMIT} executions; run the "
+                              "action again for the rest.", messages.WARNING)
+
+    @admin.action(description="Resume selected failed executions", permissions=["retry"])
+    def resume_selected(self, request, queryset):
+        self._bulk(request, queryset, "resume")
+
+    @admin.action(description="Pause selected executions", permissions=["retry"])
+    def pause_selected(self, request, queryset):
+        self._bulk(request, queryset.filter(paused=False), "pause")
+
+    @admin.action(description="Unpause selected executions", permissions=["retry"])
+    def unpause_selected(self, request, queryset):
+        self._bulk(request, queryset.filter(paused=True), "unpause")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))

@@ -100,3 +100,48 @@ def test_a_running_execution_offers_pause_and_mark_failed():
     assert otto.post(intervene_url(execution, "pause"), {"reason": "look"}).status_code == 302
     page = otto.get(admin_url(Execution, "change", execution.pk)).content.decode()
     assert "Unpause" in page
+
+
+def changelist_action(client, action: str, executions) -> str:
+    response = client.post(admin_url(Execution, "changelist"), {
+        "action": action, "_selected_action": [str(e.pk) for e in executions]}, follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_an_operator_resumes_failed_executions_in_bulk_and_is_told_what_was_left():
+    failed = [start_execution(StartRequest(definition=CHAIN)) for _ in range(2)]
+    for execution in failed:
+        assert run_until_done(execution.pk).status == "failed"
+    done = start_execution(StartRequest(definition={
+        "name": "fine", "nodes": [{"id": "a", "type": "noop"}], "edges": []}))
+    assert run_until_done(done.pk).status == "succeeded"
+    otto = login(make_persona("otto", "operator"))
+
+    page = changelist_action(otto, "resume_selected", [*failed, done])
+
+    assert "Resume: 2 executions." in page
+    assert "1 selected execution was not failed and left as it was." in page
+    for execution in failed:
+        event = ExecutionEvent.objects.get(execution=execution, type="operator.resumed")
+        assert event.payload["by"] == "otto"
+        assert event.payload["reason"] == "bulk resume in the admin"
+    assert not ExecutionEvent.objects.filter(execution=done, type__startswith="operator.")
+
+
+def test_an_operator_pauses_and_unpauses_in_bulk_and_a_viewer_cannot():
+    spec = {"name": "naps", "nodes": [{"id": "nap", "type": "delay",
+                                       "config": {"seconds": 60}}], "edges": []}
+    running = [start_execution(StartRequest(definition=spec)) for _ in range(3)]
+    vera = login(make_persona("vera", "viewer"))
+    vera_page = vera.get(admin_url(Execution, "changelist")).content.decode()
+    assert "pause_selected" not in vera_page and "resume_selected" not in vera_page
+    changelist_action(vera, "pause_selected", running)
+    assert not Execution.objects.filter(paused=True).exists()
+
+    otto = login(make_persona("otto", "operator"))
+    assert "Pause: 3 executions." in changelist_action(otto, "pause_selected", running)
+    assert Execution.objects.filter(paused=True).count() == 3
+    assert "Unpause: 2 executions." in changelist_action(otto, "unpause_selected", running[:2])
+    assert list(Execution.objects.filter(paused=True).values_list("pk", flat=True)) == [
+        running[2].pk]
