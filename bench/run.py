@@ -75,6 +75,8 @@ TARGETS = {
     ("W1", "latency_p50_ms"): {"postgres": ("<=", 15), "sqlite": ("<=", 60)},
     ("W1", "nodes_per_s"): {"postgres": (">=", 2.0, "a"), "sqlite": (">=", 1.5, "a")},
     ("W1", "cpu_workers_ms_per_node"): {"postgres": ("<=", 0.7)},
+    ("W1", "client_over_db_p50_ms"): {"postgres": ("<=", 3)},
+    ("W1", "budget_guard_pct"): {"postgres": ("<=", 10), "sqlite": ("<=", 10)},
     ("W2", "nodes_per_s"): {"postgres": (">=", 2.5, "a"), "sqlite": (">=", 1.5, "a")},
     ("W3", "total_s"): {"postgres": ("<=", 3)},
     ("W3", "peak_pss_mib"): {"postgres": ("<=", 250)},
@@ -298,7 +300,42 @@ def w1(run: int, scale: float, procs: Processes) -> dict:
                      procs)
     figures.update({k: v for k, v in thr.items() if k != "failed"})
     figures["failed"] += thr["failed"]
+    figures["client_over_db_p50_ms"] = figures["latency_p50_ms"] - figures["server_p50_ms"]
+    guard = budget_guard_us_per_node()
+    figures["budget_guard_us_per_node"] = guard
+    if figures.get("cpu_workers_ms_per_node"):
+        figures["budget_guard_pct"] = 100 * guard / (figures["cpu_workers_ms_per_node"] * 1000)
     return figures
+
+
+def budget_guard_us_per_node(passes: int = 20_000) -> float:
+    """CPU µs per W1 node that the expression budget's guard adds in the worker.
+
+    W1's expressions are all proven cheap, so they run in-process; what the budget
+    adds is `evaluate`'s checks (bounded, cheap, compiled: cached lookups) over
+    the library's own evaluation (`evaluate_here` with the compiled program).
+    Measured in this process, on W1's own sources and scope; one execution
+    evaluates each once, over its three nodes.
+    """
+    from apps.nodes import expressions
+
+    spec = json.loads((ROOT / "examples" / "three_steps.json").read_text())
+    sources = [src for node in spec["nodes"] if node["type"] == "transform"
+               for src in node["config"]["output"].values()] + list(spec["output"].values())
+    scope = {"input": {"who": "w1"}, "nodes": {
+        n: {"status": "succeeded", "output": {"step": 1, "who": "w1"}} for n in "abc"}}
+    programs = [expressions.compile_expression(src) for src in sources]
+
+    def per_execution(fn) -> float:
+        t0 = time.thread_time()
+        for _ in range(passes):
+            fn()
+        return (time.thread_time() - t0) / passes
+
+    guarded = per_execution(lambda: [expressions.evaluate(src, scope) for src in sources])
+    bare = per_execution(lambda: [expressions.evaluate_here(src, scope, program)
+                                  for src, program in zip(sources, programs, strict=True)])
+    return max(0.0, guarded - bare) * 1e6 / len(spec["nodes"])
 
 
 def w2(run: int, scale: float, procs: Processes) -> dict:
@@ -515,7 +552,11 @@ ROWS = {
            ("server_p95_ms", "in-DB p95, created→finished (ms)"), ("submit_s", "2,000 at once: submit (s)"),
            ("total_s", "2,000 at once: submit → all done (s)"),
            ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
-           *COST_ROWS, ("failed", "failed executions")],
+           *COST_ROWS,
+           ("client_over_db_p50_ms", "latency p50 client − in-DB (ms)"),
+           ("budget_guard_us_per_node", "expression budget guard (µs/node)"),
+           ("budget_guard_pct", "  … as % of worker CPU/node"),
+           ("failed", "failed executions")],
     "W2": [("submit_s", "submit (s)"), ("total_s", "submit → all done (s)"),
            ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
            *COST_ROWS, ("failed", "failed executions")],

@@ -264,13 +264,14 @@ def wait_for(execution_id, timeout_s: float) -> Execution:
     end = time.monotonic() + timeout_s
     with notify.watch(execution_id) as watch:
         while True:
-            status = Execution.objects.filter(pk=execution_id).values_list(
-                "status", flat=True).first()
-            if status is None:
+            # The whole row each time: one round trip when it is done (the common
+            # case after a wake-up), instead of a status read and then the row.
+            execution = Execution.objects.filter(pk=execution_id).first()
+            if execution is None:
                 raise NotFound(f"no execution {execution_id}")
             left = end - time.monotonic()
-            if status in TERMINAL_EXECUTION or left <= 0:
-                return Execution.objects.get(pk=execution_id)
+            if execution.status in TERMINAL_EXECUTION or left <= 0:
+                return execution
             watch.wait(min(left, notify.RECHECK_S))
 
 
