@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 
 from apps.engine.statuses import ACTIVE_EXECUTION
+from apps.operations.counters import DURATION_BUCKETS
 from apps.operations.models import Alert, MetricCounter
 
 COUNTERS = {
@@ -28,6 +29,7 @@ COUNTERS = {
     "braid_node_retries_total": "Node retries scheduled, by node type.",
     "braid_lease_losses_total": "Node runs whose worker was lost (recovered by the reaper).",
 }
+BOUNDS = ["+Inf" if b == float("inf") else repr(b) for b in DURATION_BUCKETS]
 HISTOGRAMS = {
     "braid_node_duration_seconds": "Duration of successful node runs.",
     "braid_queue_wait_seconds": "Time node runs waited to be claimed, by queue.",
@@ -68,7 +70,7 @@ class BraidCollector:
                 le = labels.pop("le", None)
                 keys.update(labels)
                 group = groups[tuple(sorted(labels.items()))]
-                if n.endswith("_bucket") and le is not None:
+                if n.endswith("_le") and le is not None:  # per bucket: summed up below
                     group["buckets"][le] = value
                 elif n.endswith("_sum"):
                     group["sum"] = value
@@ -76,8 +78,10 @@ class BraidCollector:
             family = HistogramMetricFamily(name, help_text, labels=keys_sorted)
             for label_items, group in groups.items():
                 labels = dict(label_items)
-                buckets = sorted(group["buckets"].items(),
-                                 key=lambda kv: float("inf") if kv[0] == "+Inf" else float(kv[0]))
+                buckets, running = [], 0.0
+                for le in BOUNDS:  # every bound, cumulative, as Prometheus reads them
+                    running += group["buckets"].get(le, 0.0)
+                    buckets.append((le, running))
                 family.add_metric([labels.get(k, "") for k in keys_sorted], buckets,
                                   group["sum"])
             yield family

@@ -33,7 +33,6 @@ NODE_OUTCOMES = TERMINAL_RUN
 
 _pending: Counter = Counter()
 _lock = threading.Lock()
-_names: dict[tuple[str, int], str] = {}  # (kind, id) -> slug / version number / node type
 
 
 def labels(**values) -> str:
@@ -42,32 +41,43 @@ def labels(**values) -> str:
 
 
 def _workflow(info: hooks.ExecutionInfo) -> tuple[str, str]:
-    key = ("version", info.version_id)
-    if key not in _names:
-        from apps.workflows.models import WorkflowVersion
-
-        slug, number = (WorkflowVersion.objects.filter(pk=info.version_id)
-                        .values_list("definition__slug", "number").first() or ("?", 0))
-        _names[key] = f"{slug}\x00{number}"
-    slug, number = _names[key].split("\x00")
-    return slug, number
+    return _version_names(info.version_id)
 
 
-def _node_type(info: hooks.ExecutionInfo, node_id: str) -> str:
-    from apps.workflows.specs import graph_for
+@lru_cache(maxsize=4096)
+def _version_names(version_id: int) -> tuple[str, str]:
+    from apps.workflows.models import WorkflowVersion
 
+    slug, number = (WorkflowVersion.objects.filter(pk=version_id)
+                    .values_list("definition__slug", "number").first() or ("?", 0))
+    return slug, str(number)
+
+
+def _node_type_of(version_id: int, node_id: str) -> str:
     try:
-        return graph_for(info.version_id).nodes[node_id].type
-    except Exception:  # a version today's code cannot read: still count it
+        return _cached_node_type(version_id, node_id)
+    except Exception:  # a version today's code cannot read: still count it (not cached)
         return "unknown"
 
 
+@lru_cache(maxsize=16384)
+def _cached_node_type(version_id: int, node_id: str) -> str:
+    from apps.workflows.specs import graph_for
+
+    return graph_for(version_id).nodes[node_id].type
+
+
+def _node_type(info: hooks.ExecutionInfo, node_id: str) -> str:
+    return _node_type_of(info.version_id, node_id)
+
+
+# Histograms are stored per bucket, not cumulatively: an observation adds to one
+# `<name>_le` row (plus _sum and _count), and the collector sums the buckets up
+# at scrape time. Counting is per node, scraping is every 15 s or so.
 def observe(name: str, value: float, **label_values) -> None:
-    """Add one observation to histogram `name` (buckets, _sum, _count)."""
+    """Add one observation to histogram `name` (its bucket, _sum, _count)."""
     buckets, total, count = _series(name, tuple(sorted(label_values.items())))
-    # Buckets are cumulative: every bound at or above the value counts it.
-    for key in buckets[bisect_left(DURATION_BUCKETS, value):]:
-        _pending[key] += 1
+    _pending[buckets[bisect_left(DURATION_BUCKETS, value)]] += 1
     _pending[total] += value
     _pending[count] += 1
 
@@ -76,9 +86,15 @@ def observe(name: str, value: float, **label_values) -> None:
 def _series(name: str, items: tuple) -> tuple[tuple, tuple, tuple]:
     """A histogram's series keys for one label set, built once (observe is per node)."""
     values = dict(items)
-    buckets = tuple((f"{name}_bucket", labels(le="+Inf" if b == float("inf") else repr(b),
-                                              **values)) for b in DURATION_BUCKETS)
+    buckets = tuple((f"{name}_le", labels(le="+Inf" if b == float("inf") else repr(b),
+                                          **values)) for b in DURATION_BUCKETS)
     return buckets, (f"{name}_sum", labels(**values)), (f"{name}_count", labels(**values))
+
+
+@lru_cache(maxsize=4096)
+def _key(name: str, items: tuple) -> tuple[str, str]:
+    """A counter's series key for one label set (label text built once)."""
+    return name, labels(**dict(items))
 
 
 def count_batch(batch: hooks.CommittedBatch) -> None:
@@ -94,30 +110,33 @@ def count_batch(batch: hooks.CommittedBatch) -> None:
 def _count_event(event: hooks.CommittedEvent, info: hooks.ExecutionInfo) -> None:
     kind, _, what = event.type.partition(".")
     if kind == "execution":
-        slug, number = _workflow(info)
+        slug, number = _version_names(info.version_id)
         if what == "created":
-            _pending[("braid_executions_started_total",
-                      labels(workflow=slug, version=number, queue=info.queue))] += 1
+            _pending[_key("braid_executions_started_total",
+                          (("queue", info.queue), ("version", number),
+                           ("workflow", slug)))] += 1
         elif what in FINISHED:
-            _pending[("braid_executions_finished_total",
-                      labels(workflow=slug, version=number, status=what))] += 1
+            _pending[_key("braid_executions_finished_total",
+                          (("status", what), ("version", number), ("workflow", slug)))] += 1
         return
     if kind not in ("node", "compensation"):
         return
-    node_id = event.payload.get("node", "")
+    payload = event.payload
+    node_id = payload.get("node", "")
     if what in NODE_OUTCOMES:
-        node_type = _node_type(info, node_id)
-        _pending[("braid_node_runs_total", labels(node_type=node_type, outcome=what))] += 1
-        if what == "succeeded" and event.payload.get("duration_ms") is not None:
-            observe("braid_node_duration_seconds", event.payload["duration_ms"] / 1000,
-                    node_type=node_type)
-        if what == "failed" and event.payload.get("lease_lost"):
-            _pending[("braid_lease_losses_total", labels(queue=info.queue))] += 1
+        node_type = _node_type_of(info.version_id, node_id)
+        _pending[_key("braid_node_runs_total",
+                      (("node_type", node_type), ("outcome", what)))] += 1
+        duration_ms = payload.get("duration_ms")
+        if what == "succeeded" and duration_ms is not None:
+            observe("braid_node_duration_seconds", duration_ms / 1000, node_type=node_type)
+        if what == "failed" and payload.get("lease_lost"):
+            _pending[_key("braid_lease_losses_total", (("queue", info.queue),))] += 1
     elif what == "retrying":
-        _pending[("braid_node_retries_total",
-                  labels(node_type=_node_type(info, node_id)))] += 1
-    elif what == "started" and event.payload.get("waited_ms") is not None:
-        observe("braid_queue_wait_seconds", event.payload["waited_ms"] / 1000, queue=info.queue)
+        _pending[_key("braid_node_retries_total",
+                      (("node_type", _node_type_of(info.version_id, node_id)),))] += 1
+    elif what == "started" and payload.get("waited_ms") is not None:
+        observe("braid_queue_wait_seconds", payload["waited_ms"] / 1000, queue=info.queue)
 
 
 UPSERT = ("INSERT INTO operations_metriccounter (name, labels, value) VALUES {rows} "

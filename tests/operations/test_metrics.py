@@ -60,3 +60,24 @@ def test_metrics_count_executions_nodes_retries_and_durations_after_a_run(client
 
 def test_metrics_still_refuse_anonymous_scrapes(client, db):
     assert client.get("/metrics").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duration_histogram_is_cumulative_on_every_bound(client):
+    """Stored per bucket, served cumulatively: each `le` counts every observation
+    at or under it, and +Inf equals _count."""
+    counters.flush()
+    before = scrape(client)
+    for seconds in (0.003, 0.02, 0.02, 7.0):
+        counters.observe("braid_node_duration_seconds", seconds, node_type="histotest")
+    counters.flush()
+    after = scrape(client)
+
+    def grew(le):
+        name = "braid_node_duration_seconds_bucket"
+        return (value_where(after, name, node_type="histotest", le=le)
+                - value_where(before, name, node_type="histotest", le=le))
+
+    assert [grew(le) for le in ("0.005", "0.01", "0.025", "5.0", "10.0", "+Inf")] == [
+        1, 1, 3, 3, 4, 4]
+    assert value_where(after, "braid_node_duration_seconds_count", node_type="histotest") == 4
