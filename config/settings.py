@@ -94,6 +94,15 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        if env_bool("BRAID_ASGI", False):
+            # The web process (config/asgi.py): a request's thread is new each time,
+            # so connections come from a pool of BRAID_DB_POOL_MAX and go back to
+            # it when the request ends (a persistent one per thread would leak).
+            # Workers and the ticker keep one persistent connection per thread.
+            DATABASES["default"]["CONN_MAX_AGE"] = 0
+            DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+                "min_size": 2, "max_size": env_int("BRAID_DB_POOL_MAX", 20),
+                "timeout": env_float("BRAID_DB_POOL_TIMEOUT_S", 10.0)}
 else:
     DATABASES = {
         "default": {
