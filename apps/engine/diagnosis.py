@@ -16,10 +16,11 @@ from django.db.models import Max, Q
 from apps.engine import clock, limits
 from apps.engine.models import Execution, NodeRun, WorkerHeartbeat
 from apps.engine.queues import paused_queues
-from apps.engine.statuses import ACTIVE_RUN
+from apps.engine.statuses import ACTIVE_RUN, TERMINAL_EXECUTION
 
 # The vocabulary (concurrency limits and pools will add theirs).
 QUEUED = "queued"                  # READY, N runs ahead of it in its queue order
+AHEAD_CAP = 1000  # runs ahead are counted up to this: an exact figure would scan the backlog
 QUEUE_PAUSED = "queue_paused"      # READY, but its queue is paused
 BACKOFF = "backoff"                # READY after a failure, not before T
 RATE_LIMITED = "rate_limited"      # READY, its rate-limit bucket is empty until T
@@ -69,7 +70,8 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
                           f"until {_at(run.not_before)}", run.not_before)
         if run.queue in paused:
             return Reason(QUEUE_PAUSED, node, f"queue {run.queue!r} is paused")
-        return Reason(QUEUED, node, f"queued behind {ahead} in queue {run.queue!r}")
+        behind = f"more than {AHEAD_CAP:,}" if ahead > AHEAD_CAP else str(ahead)
+        return Reason(QUEUED, node, f"queued behind {behind} in queue {run.queue!r}")
     if run.status == "running":
         if run.lease_expires_at and run.lease_expires_at < now:
             return Reason(LEASE_EXPIRED, node, f"worker {run.worker} stopped responding (lease "
@@ -94,13 +96,15 @@ def explain(run, *, now: datetime, paused: frozenset[str] | set[str] = frozenset
 
 
 def runs_ahead(run) -> int:
-    """READY, claimable runs that the claim order puts before `run`."""
+    """READY, claimable runs that the claim order puts before `run`, counted up to
+    AHEAD_CAP + 1 (a page view must not count a backlog of millions)."""
     now = clock.now()
     return NodeRun.objects.filter(status="ready").filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now)).filter(
         Q(queue_rank__gt=run.queue_rank)
         | Q(queue_rank=run.queue_rank, priority__gt=run.priority)
-        | Q(queue_rank=run.queue_rank, priority=run.priority, id__lt=run.id)).count()
+        | Q(queue_rank=run.queue_rank, priority=run.priority, id__lt=run.id)
+    ).order_by().values("id")[:AHEAD_CAP + 1].count()
 
 
 def why_pending(execution) -> Reason:
@@ -148,9 +152,15 @@ def abandoned_threads(execution_id, now: datetime) -> list[Reason]:
 
 
 def why_execution(execution_id) -> list[Reason]:
-    """A reason for each unfinished run of the execution (empty when it is finished)."""
-    execution = Execution.objects.filter(pk=execution_id).first()
+    """A reason for each unfinished run of the execution (empty when it is finished,
+    but for threads its timed-out nodes left running). Takes the id or the Execution."""
+    if isinstance(execution_id, Execution):
+        execution, execution_id = execution_id, execution_id.pk
+    else:
+        execution = Execution.objects.filter(pk=execution_id).first()
     now = clock.now()
+    if execution is not None and execution.status in TERMINAL_EXECUTION:
+        return abandoned_threads(execution_id, now)  # no run of it is active any more
     if execution is not None and execution.status == "pending" and not execution.admitted:
         silent = no_worker(execution.created_at, now)
         return [why_pending(execution), *([silent] if silent else [])]

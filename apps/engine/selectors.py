@@ -79,8 +79,12 @@ def node_run_dicts(execution_id) -> list[dict]:
 
 
 def execution_detail(execution_id) -> dict:
-    """One execution and all its node runs as a JSON-ready dict; NotFound if unknown."""
-    execution = get_execution(execution_id)
+    """One execution and all its node runs as a JSON-ready dict; NotFound if unknown.
+
+    `execution_id` may be the Execution itself, read with its version and
+    definition (the API's visibility check has it already: no second read)."""
+    execution = (execution_id if isinstance(execution_id, Execution)
+                 else get_execution(execution_id))
     version = execution.version
     return {
         "id": str(execution.id),
@@ -111,5 +115,5 @@ def execution_detail(execution_id) -> dict:
                            execution.finished_at),
         "last_seq": execution.last_seq,
         "node_runs": node_run_dicts(execution.pk),
-        "why": [r.as_dict() for r in why_execution(execution.pk)],
+        "why": [r.as_dict() for r in why_execution(execution)],
     }

@@ -47,6 +47,16 @@ def test_queued_behind_the_runs_ahead_of_it_in_its_queue():
     assert reason.message == "queued behind 5 in queue 'default'"
 
 
+
+def test_a_backlog_past_the_cap_is_said_as_more_than_the_cap(monkeypatch):
+    """Counting a backlog of millions for one page view would scan it: the count stops."""
+    monkeypatch.setattr("apps.engine.diagnosis.AHEAD_CAP", 4)
+    start_many([StartRequest(definition=ECHO) for _ in range(6)])
+    last = start_execution(StartRequest(definition=ECHO))
+
+    (reason,) = why_execution(last.pk)
+    assert reason.message == "queued behind more than 4 in queue 'default'"
+
 def test_queue_paused():
     execution = start_execution(StartRequest(definition=ECHO, queue="background"))
     pause_queue("background")

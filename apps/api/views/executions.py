@@ -113,7 +113,7 @@ class ExecutionList(BraidView, generics.ListAPIView):
 def detail(request, execution_id) -> Response:
     execution = execution_or_404(request, execution_id)
     return Response(s.ExecutionDetailSerializer(
-        selectors.execution_detail(execution.pk)).data)
+        selectors.execution_detail(execution)).data)
 
 
 class ExecutionDetail(BraidView):
