@@ -22,6 +22,7 @@ from apps.engine.transitions import Batch, ExecutionState, update_progress
 from apps.engine.wakeup import wake_on_commit
 from apps.engine.writelock import write_transaction
 from apps.nodes import payloads
+from apps.nodes.expressions import ExpressionError, evaluate, is_cheap
 from apps.workflows import services as workflows
 from apps.workflows.models import WorkflowVersion
 from apps.workflows.routing import Routing
@@ -54,6 +55,31 @@ class Resolved:
     route: str = ""
     routing: Routing | None = None
     definition_id: int | None = None
+    # Canary key expressions evaluated before the transaction: source -> value.
+    keys: dict = field(default_factory=dict)
+
+
+class KeyMemo:
+    """Evaluates canary key expressions, remembering each value.
+
+    Before the start's transaction it evaluates anything (under the budget).
+    Inside it (`in_transaction`), a key seen before is reused and only a cheap
+    one is evaluated: a costly expression that appeared in between (a new
+    release) is not run while the transaction is open, and that start goes to
+    the stable version, as for any key that cannot be computed.
+    """
+
+    def __init__(self, values: dict, *, in_transaction: bool = False):
+        self.values, self.in_transaction = values, in_transaction
+
+    def __call__(self, source: str, context: dict):
+        if source in self.values:
+            return self.values[source]
+        if self.in_transaction and not is_cheap(source):
+            raise ExpressionError("a costly key expression is not evaluated inside the "
+                                  "start's transaction")
+        value = self.values[source] = evaluate(source, context)
+        return value
 
 
 def resolve(request: StartRequest, execution_id) -> Resolved:
@@ -62,10 +88,11 @@ def resolve(request: StartRequest, execution_id) -> Resolved:
         raise InputInvalid("give exactly one of workflow, version_id or definition")
     if request.workflow is not None:
         definition_id, routing = workflows.routing_of(request.workflow)
+        keys: dict = {}
         version, route = workflows.choose(routing, execution_id=execution_id,
                                           idempotency_key=request.idempotency_key,
-                                          inputs=request.input)
-        return Resolved(version, route, routing, definition_id)
+                                          inputs=request.input, evaluator=KeyMemo(keys))
+        return Resolved(version, route, routing, definition_id, keys)
     if request.version_id is not None:
         return Resolved(*workflows.pinned(request.version_id))
     return Resolved(workflows.adhoc_version(request.definition, author=request.user,
@@ -88,12 +115,12 @@ def confirm_route(resolved: Resolved, request: StartRequest, execution_id) -> Re
     fresh = workflows.locked_routing(resolved.definition_id, request.workflow)
     if fresh == resolved.routing:
         return resolved
-    version, route = workflows.choose(fresh, execution_id=execution_id,
-                                      idempotency_key=request.idempotency_key,
-                                      inputs=request.input)
+    version, route = workflows.choose(
+        fresh, execution_id=execution_id, idempotency_key=request.idempotency_key,
+        inputs=request.input, evaluator=KeyMemo(resolved.keys, in_transaction=True))
     if version.pk != resolved.version.pk:
         check_input(version, request.input)
-    return Resolved(version, route, fresh, resolved.definition_id)
+    return Resolved(version, route, fresh, resolved.definition_id, resolved.keys)
 
 
 def check_input(version: WorkflowVersion, data) -> None:

@@ -151,11 +151,11 @@ def _routing(slug: str, row) -> Routing:
 
 
 def choose(routing: Routing, *, execution_id, idempotency_key: str | None,
-           inputs: dict) -> tuple[WorkflowVersion, str]:
+           inputs: dict, evaluator=None) -> tuple[WorkflowVersion, str]:
     """The version and route (stable or candidate) of one new execution."""
     version_id, chosen = route(routing, execution_id=str(execution_id),
                                idempotency_key=idempotency_key, inputs=inputs,
-                               evaluate=evaluate)
+                               evaluate=evaluator or evaluate)
     return version_by_id(version_id), chosen
 
 

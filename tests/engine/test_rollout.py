@@ -306,3 +306,57 @@ def test_figures_count_failures_and_p95_of_each_route(orders):
                                                          rows_in_step)
         # Milliseconds computed in SQL and in Python may differ in the last float digit.
         assert figs.p95_ms == pytest.approx(rows.p95_ms, abs=0.001)
+
+
+COSTLY_KEY = "string(input.xs.map(x, x * 2).size()) + string(input.n)"
+
+
+def release_moves_mid_start(monkeypatch, **changes):
+    """The release changes between a start's routing read and its transaction."""
+    import dataclasses
+
+    from apps.workflows import services
+
+    real = services.locked_routing
+
+    def moved(definition_id, slug):
+        return dataclasses.replace(real(definition_id, slug), **changes)
+
+    monkeypatch.setattr(services, "locked_routing", moved)
+
+
+def count_sandbox_calls(monkeypatch) -> list:
+    from apps.nodes import sandbox
+
+    calls, real = [], sandbox.evaluate
+    monkeypatch.setattr(sandbox, "evaluate",
+                        lambda source, context, budget: calls.append(source)
+                        or real(source, context, budget))
+    return calls
+
+
+def test_a_costly_canary_key_is_not_evaluated_again_inside_the_start_transaction(
+        orders, monkeypatch):
+    rollout.deploy("orders", 2, strategy="canary", steps=[50, 100],
+                   routing_key="expression", routing_expression=COSTLY_KEY)
+    release_moves_mid_start(monkeypatch, percent=60.0)  # the same key, a new share
+    calls = count_sandbox_calls(monkeypatch)
+
+    execution = start_execution(StartRequest(workflow="orders",
+                                             input={"n": 7, "xs": [1, 2]}))
+
+    assert calls == [COSTLY_KEY]  # once, before the transaction; its value reused inside
+    assert execution.route in ("stable", "candidate")
+
+
+def test_a_costly_key_that_appears_mid_start_routes_that_start_to_stable(orders, monkeypatch):
+    rollout.deploy("orders", 2, strategy="canary", steps=[50, 100],
+                   routing_key="expression", routing_expression="string(input.n)")
+    release_moves_mid_start(monkeypatch, percent=99.0, expression=COSTLY_KEY)
+    calls = count_sandbox_calls(monkeypatch)
+
+    execution = start_execution(StartRequest(workflow="orders",
+                                             input={"n": 7, "xs": [1, 2]}))
+
+    assert calls == []  # never run while the transaction is open
+    assert (execution.route, execution.version.number) == ("stable", 1)
