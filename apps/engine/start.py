@@ -266,9 +266,11 @@ def _create(triples, keys: list[str | None]) -> list[Execution]:
         for node_id in state.graph.entry_nodes:
             batch.add_run(state, node_id)
         update_progress(batch, state)
-    batch.flush(new_executions=executions)
-    # One execution needs one worker now; a burst wakes them all.
+    # One execution needs one worker now; a burst wakes them all. Registered
+    # before the flush, so the wake-up goes out right after the commit, ahead of
+    # the after-commit subscribers (live fan-out, metrics) the flush registers.
     wake_on_commit(1 if len(executions) == 1 else None)
+    batch.flush(new_executions=executions)
     return executions
 
 
