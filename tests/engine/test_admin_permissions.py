@@ -157,7 +157,9 @@ def test_viewer_cannot_edit_a_workflow_definition(vera, world):
 
 def test_operator_is_offered_exactly_the_operator_actions(otto, world):
     client = login(otto)
-    assert offered_actions(client, Execution) == {"cancel_selected"}
+    # Cancel from the engine; resume, pause and unpause from the operations app.
+    assert offered_actions(client, Execution) == {"cancel_selected", "resume_selected",
+                                                  "pause_selected", "unpause_selected"}
     assert offered_actions(client, Queue) == {"pause_selected", "resume_selected"}
     assert offered_actions(client, WorkflowDefinition) == {"start_selected"}
     assert offered_actions(client, PendingApproval) == {"approve_selected", "reject_selected"}
