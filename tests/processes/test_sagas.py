@@ -57,6 +57,9 @@ def run_and_kill(cluster, tmp_path, spec, victim_node: str, compensation: bool):
     victim = wait_until(lambda: NodeRun.objects.filter(
         execution=execution, node_id=victim_node, compensation=compensation,
         status="running").first(), 60, f"{victim_node} running")
+    # Leased is not yet started: kill only once the handler has recorded its call,
+    # so the killed attempt is one that really ran.
+    wait_until(lambda: calls(tmp_path, victim_node), 30, f"{victim_node} called")
     cluster.kill_pid(int(victim.worker.rsplit(":", 1)[1]))
     wait_until(lambda: Execution.objects.get(pk=execution.pk).status in TERMINAL_EXECUTION,
                90, "the execution finished")
