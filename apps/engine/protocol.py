@@ -299,6 +299,11 @@ def _fuse_pure(batch: Batch, states: dict, lease_s: float, room: list[int]) -> i
                 and not planning.has_costly_condition(state.graph, run.node_id)]
         if not todo:
             break
+        if fused:
+            # A later round's rows carry the time that round ran: a chain's last node,
+            # and so the execution's finished_at, is stamped when it ran, not when
+            # the transaction began (its selects and locks, the earlier rounds).
+            batch.now = clock.now()
         changed, for_good = defaultdict(list), defaultdict(list)
         for run, state in todo:
             fused.add(id(run))

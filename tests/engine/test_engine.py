@@ -424,6 +424,19 @@ def test_a_chain_of_pure_nodes_finishes_in_the_claim_that_leased_it(db):
     assert types.count("node.started") == types.count("node.succeeded") == 3
 
 
+def test_a_fused_chain_is_stamped_as_it_ran_not_when_its_claim_began(db):
+    execution = start_execution(StartRequest(definition=load_example("three_steps"),
+                                             input={"who": "x"}))
+
+    protocol.claim("w", 10, 30)
+
+    execution.refresh_from_db()
+    a, b, c = (r.finished_at for r in runs(execution))
+    # The entry node ran first, at the claim's time; each later one in a round after it.
+    assert a < b < c == execution.finished_at
+    assert execution.finished_at > execution.started_at
+
+
 def test_pure_successors_of_a_side_effect_node_are_fused_into_its_completion(db):
     spec = chain({"id": "a", **ECHO}, {"id": "b", "type": "noop"}, {"id": "c", "type": "noop"})
     execution = start_execution(StartRequest(definition=spec))
