@@ -37,6 +37,7 @@ from apps.engine.transitions import (
     finish_run,
     load_states,
     lock_executions,
+    lock_free_executions,
     settle,
     update_progress,
 )
@@ -111,9 +112,9 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
             ready = ready.exclude(queue__in=paused)
         candidates = list(ready.order_by("-queue_rank", "-priority", "id")
                           .values_list("id", "execution_id")[: limit * 2])
-        wanted = list(dict.fromkeys(eid for _, eid in candidates[:limit]))
-        executions = lock_executions(wanted, skip_locked=True) if wanted else {}
-        contended = len(executions) < len(wanted)
+        wanted = list(dict.fromkeys(eid for _, eid in candidates))
+        executions = lock_free_executions(wanted, limit) if wanted else {}
+        contended = len(executions) < min(limit, len(wanted))
         states = load_states(executions)
         batch = Batch(worker, now)
         batch.slots = slots

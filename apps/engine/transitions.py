@@ -80,6 +80,27 @@ def lock_executions(ids: Iterable, *, skip_locked: bool = False) -> dict:
     return {e.id: e for e in qs}
 
 
+def lock_free_executions(ids_in_order: list, limit: int) -> dict:
+    """Lock up to `limit` of these executions that nobody else holds, in the given order.
+
+    Two claimers read the same candidates (the same ready runs, in priority
+    order). Locking only the first `limit` with SKIP LOCKED left the second with
+    nothing to do until the first committed; taking the first `limit` *free* ones
+    of the longer list splits the work between them, still in priority order.
+    SKIP LOCKED never waits, so this order cannot deadlock against the id order
+    of every waiting lock. On SQLite the claim's IMMEDIATE transaction is
+    exclusive: nothing is held by anyone else.
+    """
+    if not connection.features.has_select_for_update:
+        return lock_executions(ids_in_order[:limit])
+    table = connection.ops.quote_name(Execution._meta.db_table)
+    rows = Execution.objects.raw(
+        f"SELECT * FROM {table} WHERE id = ANY(%s) ORDER BY array_position(%s, id) "
+        "LIMIT %s FOR UPDATE SKIP LOCKED", [ids_in_order, ids_in_order, limit])
+    locked = {e.id: e for e in rows}
+    return {eid: locked[eid] for eid in sorted(locked)}
+
+
 class ExecutionState:
     """One locked execution with the latest run of each node, and its graph."""
 
