@@ -219,6 +219,39 @@ def needs_sandbox(source: str) -> bool:
             and bounds_problem(source) is None)
 
 
+# `nodes` as a variable (not a field: no dot before it), and what follows it.
+_NODES_USE = re.compile(r"(?<![.\w])nodes\b(\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\())?")
+
+
+@lru_cache(maxsize=4096)
+def referenced_nodes(source: str) -> frozenset[str] | None:
+    """The node ids `source` reads as `nodes.<id>`, or None if it uses `nodes` any
+    other way (`nodes["a"]`, `size(nodes)`, `nodes.all(…)`): then it needs them all.
+    A string that merely contains the word only keeps more nodes than needed."""
+    ids = set()
+    for match in _NODES_USE.finditer(source):
+        if match.group(2) is None:
+            return None
+        ids.add(match.group(2))
+    return frozenset(ids)
+
+
+def narrowed(source: str, context: dict) -> dict:
+    """`context` with only the nodes `source` reads.
+
+    The library converts the whole context into its own values on every call: with
+    ten finished nodes in scope that is most of an expression's cost (35 µs with
+    three nodes, 90 µs with ten, 12 µs with the one it reads).
+    """
+    nodes = context.get("nodes")
+    if not isinstance(nodes, dict) or len(nodes) < 2:
+        return context
+    ids = referenced_nodes(source)
+    if ids is None:
+        return context
+    return {**context, "nodes": {k: nodes[k] for k in ids if k in nodes}}
+
+
 def evaluate(source: str, context: dict) -> Any:
     """Evaluate `source` over `context` under the budget; raise ExpressionError.
 
@@ -227,6 +260,7 @@ def evaluate(source: str, context: dict) -> Any:
     the sandbox with `LIMITS.budget_s`.
     """
     compile_expression(source)  # refuses oversized sources before anything else
+    context = narrowed(source, context)
     if is_cheap(source):
         return evaluate_here(source, context)
     from apps.nodes import sandbox

@@ -12,6 +12,8 @@ from apps.nodes.expressions import (
     compile_expression,
     evaluate,
     evaluate_condition,
+    narrowed,
+    referenced_nodes,
     to_json,
 )
 
@@ -104,6 +106,47 @@ def test_compile_refuses_non_strings_and_blank_sources():
 ])
 def test_evaluate_returns_json_values(source, expected):
     assert evaluate(source, SCOPE) == expected
+
+
+# --- only the nodes an expression reads are handed to the library --------------------------
+
+@pytest.mark.parametrize(("source", "ids"), [
+    ("nodes.a.output.v + 1", {"a"}),
+    ("has(nodes.b) ? nodes.b.output : nodes . c.output", {"b", "c"}),
+    ("input.nodes.x + nodes.c.status", {"c"}),  # a field called nodes is not the variable
+    ("1 + 2", set()),
+    ("size(nodes)", None),
+    ('nodes["a"].output', None),
+    ("nodes.all(n, n != 'x')", None),
+    ("nodes.exists (n, true)", None),
+    ("input.xs.map(nodes, nodes + 1)", None),
+    ("'nodes' + input.name", None),
+])
+def test_referenced_nodes_are_the_nodes_read_by_name_or_none_for_any_other_use(source, ids):
+    assert referenced_nodes(source) == (None if ids is None else frozenset(ids))
+
+
+WIDE = {"input": {}, "nodes": {
+    n: {"status": "succeeded", "output": {"v": i}} for i, n in enumerate("abcdefghij")}}
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("nodes.c.output.v + nodes.j.output.v", 11),
+    ("has(nodes.d) && !has(nodes.z)", True),
+    ("size(nodes)", 10),
+    ('nodes["e"].output.v', 4),
+    ("nodes.all(n, nodes[n].status == 'succeeded')", True),
+    ("[nodes.a.output.v, nodes.b.output.v].map(x, x + 1)", [1, 2]),
+])
+def test_narrowing_the_scope_changes_no_result(source, expected):
+    assert evaluate(source, WIDE) == expected
+    kept = narrowed(source, WIDE)["nodes"]
+    assert set(kept) <= set(WIDE["nodes"])
+
+
+def test_a_node_that_is_not_in_scope_is_still_missing():
+    with pytest.raises(ExpressionError, match="no such key 'z'"):
+        evaluate("nodes.z.output", WIDE)
 
 
 def test_evaluate_timestamps_and_durations_become_json():
