@@ -313,7 +313,8 @@ def budget_guard_us_per_node(passes: int = 20_000) -> float:
 
     W1's expressions are all proven cheap, so they run in-process; what the budget
     adds is `evaluate`'s checks (bounded, cheap, compiled: cached lookups) over
-    the library's own evaluation (`evaluate_here` with the compiled program).
+    the library's own evaluation (`evaluate_here` with the compiled program, on
+    the scope narrowed to the nodes each source reads, as `evaluate` hands it).
     Measured in this process, on W1's own sources and scope; one execution
     evaluates each once, over its three nodes.
     """
@@ -325,6 +326,7 @@ def budget_guard_us_per_node(passes: int = 20_000) -> float:
     scope = {"input": {"who": "w1"}, "nodes": {
         n: {"status": "succeeded", "output": {"step": 1, "who": "w1"}} for n in "abc"}}
     programs = [expressions.compile_expression(src) for src in sources]
+    scopes = [expressions.narrowed(src, scope) for src in sources]
 
     def per_execution(fn) -> float:
         t0 = time.thread_time()
@@ -333,8 +335,9 @@ def budget_guard_us_per_node(passes: int = 20_000) -> float:
         return (time.thread_time() - t0) / passes
 
     guarded = per_execution(lambda: [expressions.evaluate(src, scope) for src in sources])
-    bare = per_execution(lambda: [expressions.evaluate_here(src, scope, program)
-                                  for src, program in zip(sources, programs, strict=True)])
+    bare = per_execution(lambda: [expressions.evaluate_here(src, narrow, program)
+                                  for src, program, narrow
+                                  in zip(sources, programs, scopes, strict=True)])
     return max(0.0, guarded - bare) * 1e6 / len(spec["nodes"])
 
 
