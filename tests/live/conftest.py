@@ -62,7 +62,11 @@ def application():
 
 
 async def open_ws(path: str, user=None, headers=None):
-    """A connected communicator for `user` (by ticket), or (False, code) if refused."""
+    """A connected communicator for `user` (by ticket), or (False, code) if refused.
+
+    Disconnect it before the scenario's loop ends, refused or not: a consumer left
+    running is cancelled with every other task as `asyncio.run` closes, and
+    channels-redis's receive, cancelled that way, once hung a CI run for good."""
     query = ""
     if user is not None:
         ticket, _ = await database_sync_to_async(tickets.issue)(user)

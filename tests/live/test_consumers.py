@@ -147,6 +147,7 @@ def test_an_outsiders_subscription_is_refused(alice, oscar):
         comm, connected, _ = await open_ws(f"/ws/executions/{execution.pk}/", oscar)
         frame = await receive(comm)
         closed = await comm.receive_output(timeout=5)
+        await comm.disconnect()
         return frame, closed
 
     frame, closed = asyncio.run(scenario())
@@ -157,7 +158,9 @@ def test_an_outsiders_subscription_is_refused(alice, oscar):
 def test_an_unknown_execution_is_refused_like_a_forbidden_one(alice):
     async def scenario():
         comm, _, _ = await open_ws("/ws/executions/not-a-uuid/", alice)
-        return await receive(comm), await comm.receive_output(timeout=5)
+        frame, closed = await receive(comm), await comm.receive_output(timeout=5)
+        await comm.disconnect()
+        return frame, closed
 
     frame, closed = asyncio.run(scenario())
     assert frame["error"]["code"] == "not_found" and closed["code"] == 4404
@@ -181,7 +184,8 @@ def test_an_anonymous_connection_is_refused(alice):
     execution = start(alice)
 
     async def scenario():
-        _, connected, _ = await open_ws(f"/ws/executions/{execution.pk}/")
+        comm, connected, _ = await open_ws(f"/ws/executions/{execution.pk}/")
+        await comm.disconnect()
         return connected
 
     assert asyncio.run(scenario()) is False
@@ -248,7 +252,8 @@ def test_a_browser_session_from_another_origin_is_refused(alice):
     headers = _session_headers(alice, "https://evil.example")
 
     async def scenario():
-        _, connected, _ = await open_ws(f"/ws/executions/{execution.pk}/", headers=headers)
+        comm, connected, _ = await open_ws(f"/ws/executions/{execution.pk}/", headers=headers)
+        await comm.disconnect()
         return connected
 
     assert asyncio.run(scenario()) is False
@@ -305,7 +310,9 @@ def test_an_outsider_cannot_follow_someone_elses_client_id(alice, oscar):
 
     async def scenario():
         comm, _, _ = await open_ws("/ws/clients/shop-7/", oscar)
-        return await receive(comm)
+        frame = await receive(comm)
+        await comm.disconnect()
+        return frame
 
     assert asyncio.run(scenario())["error"]["code"] == "not_found"
 
