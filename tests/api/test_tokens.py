@@ -1,6 +1,8 @@
 """API tokens: hashed at rest, expiring, revocable, scoped; sessions need CSRF; no Basic."""
 
 import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from io import StringIO
 
@@ -11,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.api.models import ApiToken
-from apps.api.throttling import PerTokenThrottle, PerUserThrottle
+from apps.api.throttling import PerTokenThrottle, PerUserThrottle, hit
 from apps.api.tokens import create_token, revoke_token
 
 
@@ -173,3 +175,28 @@ def test_each_token_is_throttled_on_its_own_and_the_user_over_all(people, tight_
     # The second token has its own budget, but the user's (5, throttled requests
     # included) runs out across both.
     assert [bearer(second).get("/api/v1/workflows/").status_code for _ in range(2)] == [200, 429]
+
+
+def test_a_throttle_period_opens_with_the_first_request_and_reopens_when_it_ends(
+        people, monkeypatch):
+    cache.clear()
+    monkeypatch.setattr(PerTokenThrottle, "THROTTLE_RATES", {"token": "2/s", "user": None})
+    monkeypatch.setattr(PerUserThrottle, "THROTTLE_RATES", {"token": "2/s", "user": None})
+    _, secret = create_token(people.alice, "ci", "read")
+    client = bearer(secret)
+    assert [client.get("/api/v1/workflows/").status_code for _ in range(3)] == [200, 200, 429]
+    count, left_s = hit("someone", 1)
+    assert count == 1 and 0 < left_s <= 1
+    time.sleep(1.1)  # the period is a second: the next request opens a new one
+    assert client.get("/api/v1/workflows/").status_code == 200
+    cache.clear()
+
+
+def test_concurrent_requests_are_each_counted_once():
+    """DRF's sliding log reads, appends and writes back: two requests at once could
+    both pass on one count. The counter is one atomic increment per request."""
+    cache.clear()
+    with ThreadPoolExecutor(8) as pool:
+        counts = sorted(c for c, _ in pool.map(lambda _: hit("racer", 60), range(40)))
+    assert counts == list(range(1, 41))
+    cache.clear()
