@@ -79,7 +79,9 @@ def may(user, action: str, obj) -> bool:
     if not (user and user.is_active):
         return False
     perm = ACTION_PERMISSIONS[action]
-    return user.has_perm(perm) or user.has_perm(perm, obj)
+    # The team role first: it is answered from the memberships already read for
+    # visibility, while a global check costs the user's and groups' permission reads.
+    return user.has_perm(perm, obj) or user.has_perm(perm)
 
 
 def starter_team(user, wanted: int | None = None) -> int | None:

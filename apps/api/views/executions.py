@@ -13,9 +13,9 @@ from apps.api.views.base import (
     BraidView,
     definition_or_404,
     execution_or_404,
+    executions_with_version,
     require,
     valid,
-    visible_executions,
 )
 from apps.engine import control, selectors, signaling
 from apps.engine.models import ExecutionEvent
@@ -54,11 +54,13 @@ def _adhoc_team(request, slug: str | None) -> int | None:
 def start(request) -> Response:
     """POST /api/v1/executions/ and its seed alias."""
     data = valid(s.ExecutionStartSerializer, request)
-    team_id = None
+    team_id = definition = None
     if "workflow" in data:
-        require(request, "execute", definition_or_404(request, data["workflow"]))
+        definition = definition_or_404(request, data["workflow"])
+        require(request, "execute", definition)
     elif "version_id" in data:
-        require(request, "execute", _version_or_404(request, data["version_id"]).definition)
+        definition = _version_or_404(request, data["version_id"]).definition
+        require(request, "execute", definition)
     else:
         team_id = _adhoc_team(request, data.get("team"))
     execution = start_execution(StartRequest(
@@ -67,12 +69,17 @@ def start(request) -> Response:
         queue=data["queue"], client_id=data["client_id"],
         idempotency_key=data.get("idempotency_key"), deadline_s=data.get("deadline_s"),
         user=request.user, team_id=team_id))
-    shown = visible_executions(request).select_related("definition", "version")
-    found = shown.filter(pk=execution.pk).first()
-    if found is None:
-        # The key was first used by someone who is not on your teams.
-        raise exceptions.ValidationError({"idempotency_key": ["already used elsewhere"]})
-    execution = found
+    shown = executions_with_version(request)
+    if data.get("idempotency_key"):
+        # The key may have been used before, by someone who is not on your teams.
+        found = shown.filter(pk=execution.pk).first()
+        if found is None:
+            raise exceptions.ValidationError({"idempotency_key": ["already used elsewhere"]})
+        execution = found
+    else:
+        # New, on a workflow checked above (or an ad-hoc run of a team you operate):
+        # yours to see without reading it back.
+        execution.definition = definition or execution.version.definition
     if data["wait"] and not execution.is_terminal:
         wait_for(execution.pk, data["wait"])
         execution = shown.get(pk=execution.pk)
@@ -99,7 +106,7 @@ class ExecutionList(BraidView, generics.ListAPIView):
     filterset_class = ExecutionFilter
 
     def get_queryset(self):
-        return visible_executions(self.request).select_related("definition", "version")
+        return executions_with_version(self.request)
 
     @extend_schema(summary="List executions (newest first, cursor pages, no total count)")
     def get(self, request):
@@ -148,8 +155,7 @@ def cancel(request, execution_id) -> Response:
     data = valid(s.CancelSerializer, request) if request.data else {}
     reason = data.get("reason") or f"cancelled by {request.user.get_username()}"
     execution = control.cancel_execution(execution.pk, reason=reason, user=request.user)
-    execution = visible_executions(request).select_related("definition", "version").get(
-        pk=execution.pk)
+    execution = executions_with_version(request).get(pk=execution.pk)
     return Response(s.ExecutionSerializer(execution).data)
 
 
