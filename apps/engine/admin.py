@@ -207,7 +207,9 @@ class ExecutionAdmin(ReadOnlyMixin, BigTableAdmin):
                        "output_pretty", "error_pretty", "events_table")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("definition", "version")
+        # Not the version's graph: a big workflow's JSON would be decoded for every row.
+        return (super().get_queryset(request).select_related("definition", "version")
+                .defer("version__graph"))
 
     def get_search_results(self, request, queryset, search_term):
         """Exact matches only, each served by an index (no LIKE '%…%' scans)."""

@@ -30,7 +30,7 @@ def get_execution(execution_id) -> Execution:
     except ValueError:
         raise NotFound(f"no execution {execution_id!r} (not a valid execution id)") from None
     execution = (Execution.objects.select_related("version__definition")
-                 .filter(pk=pk).first())
+                 .defer("version__graph").filter(pk=pk).first())
     if execution is None:
         raise NotFound(f"no execution {pk}")
     return execution

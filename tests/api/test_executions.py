@@ -3,6 +3,8 @@
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.api.conftest import APPROVAL, THREE
 
@@ -51,6 +53,27 @@ def test_another_teams_idempotency_key_does_not_reveal_its_execution(bob, people
                                                 "idempotency_key": "k"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["where"] == "idempotency_key"
+
+
+def test_a_start_answers_what_a_later_read_of_the_execution_shows(bob, three):
+    """A new execution is answered from what the start wrote, not read back: the same."""
+    started = bob.post("/api/v1/executions/", {"workflow": "three-steps", "client_id": "c",
+                                               "priority": 7}, format="json")
+    assert started.status_code == 201
+    listed = bob.get("/api/v1/executions/?client_id=c").json()["results"]
+    assert listed == [started.json()]
+
+
+def test_lists_and_details_leave_the_versions_graph_unread(bob, three):
+    """A big workflow's graph is megabytes of JSON: no execution page decodes it per row."""
+    bob.post("/api/v1/executions/", {"workflow": "three-steps"}, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        listed = bob.get("/api/v1/executions/").json()["results"]
+        bob.get(f"/api/v1/executions/{listed[0]['id']}/")
+        bob.get("/api/workflow/reconnect/c")
+    assert queries.captured_queries
+    assert not [q for q in queries.captured_queries
+                if '"workflows_workflowversion"."graph"' in q["sql"]]
 
 
 def test_detail_has_node_runs_and_events_come_in_seq_order(bob, three, engine):

@@ -32,6 +32,14 @@ def visible_executions(request):
     return access.visible(Execution.objects.all(), request.user, "definition__team")
 
 
+def executions_with_version(request):
+    """Visible executions with their workflow and version, but not the version's graph:
+    a big workflow's JSON would be decoded for every row, and nothing here needs it
+    (`graph_of` keeps parsed graphs by version id)."""
+    return (visible_executions(request).select_related("definition", "version")
+            .defer("version__graph"))
+
+
 def definition_or_404(request, slug: str) -> WorkflowDefinition:
     definition = visible_definitions(request).filter(slug=slug, adhoc=False).first()
     if definition is None:
@@ -45,7 +53,7 @@ def execution_or_404(request, execution_id) -> Execution:
     except ValueError:
         raise exceptions.NotFound(f"no execution {execution_id!r}") from None
     execution = (visible_executions(request).select_related("version__definition")
-                 .filter(pk=pk).first())
+                 .defer("version__graph").filter(pk=pk).first())
     if execution is None:
         raise exceptions.NotFound(f"no execution {pk}")
     return execution

@@ -11,7 +11,14 @@ from apps.api.filters import ExecutionFilter
 from apps.api.models import Scope
 from apps.api.serializers import executions as es
 from apps.api.serializers import interventions as s
-from apps.api.views.base import BraidView, execution_or_404, require, valid, visible_executions
+from apps.api.views.base import (
+    BraidView,
+    execution_or_404,
+    executions_with_version,
+    require,
+    valid,
+    visible_executions,
+)
 from apps.engine import control
 from apps.engine.errors import Conflict, NotFound
 from apps.engine.statuses import TERMINAL_EXECUTION
@@ -20,8 +27,7 @@ from apps.operations.diagnose import diagnose
 
 
 def _answer(request, execution, code=status.HTTP_200_OK) -> Response:
-    execution = visible_executions(request).select_related("definition", "version").get(
-        pk=execution.pk)
+    execution = executions_with_version(request).get(pk=execution.pk)
     return Response(es.ExecutionSerializer(execution).data, status=code)
 
 

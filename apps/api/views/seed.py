@@ -7,7 +7,7 @@ from apps.api.models import Scope
 from apps.api.serializers import executions as es
 from apps.api.serializers import operations as os_
 from apps.api.views import executions
-from apps.api.views.base import BraidView, visible_executions
+from apps.api.views.base import BraidView, executions_with_version
 from apps.api.views.operations import stats_for
 from apps.engine.models import TERMINAL_EXECUTION
 
@@ -45,7 +45,7 @@ class Reconnect(BraidView):
                    description="Follow each one live on ws/executions/{id}/ from its "
                                "`last_seq`.", responses=os_.ReconnectSerializer)
     def get(self, request, client_id):
-        rows = (visible_executions(request).select_related("definition", "version")
+        rows = (executions_with_version(request)
                 .filter(client_id=client_id).exclude(status__in=TERMINAL_EXECUTION)
                 .order_by("-created_at")[:500])
         return Response({"client_id": client_id,
