@@ -12,7 +12,13 @@
 3. `--clients` asyncio clients (httpx, keep-alive) each loop for `--seconds`:
    POST /api/v1/executions/ (no wait), then GET /api/v1/executions/{id}/ of a
    random seeded execution. Every answer must be 201 / 200.
-4. Prints p50, p95 and p99 of each and the requests per second.
+4. Prints p50, p95 and p99 of each, the requests per second, daphne's CPU time
+   per request (from /proc), and the same run's reference points (a) and (b)
+   of bench/reference.py, so figures from different days compare as ratios.
+
+With C clients in a closed loop, each request waits for the ones ahead of it:
+latency is about C x (server time per request) / (cores the server uses), so
+the CPU per request is the figure to cut, and the percentiles follow it.
 
 No worker runs during the measurement: it measures the API and the database,
 not the engine (the engine's throughput is bench/run.py). Figures on a shared
@@ -33,6 +39,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.cost import cpu_seconds  # noqa: E402
+from bench.reference import claim_loop, cpu_loop  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -149,6 +159,8 @@ def main() -> None:
     token, ids = prepare(env, args.executions)
     print(f"seeded {args.executions} executions in {time.monotonic() - t0:.0f} s",
           file=sys.stderr)
+    ref_a = claim_loop(f"postgresql://postgres@127.0.0.1:5432/{args.pg_db}")
+    ref_b = cpu_loop()
     port = free_port()
     # daphne's log goes to a file: an unread pipe fills up and then blocks the server.
     log_path = ROOT / "var" / "bench" / "api-daphne.log"
@@ -168,8 +180,10 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         asyncio.run(load(base, token, ids, 2, 2.0))  # warm-up (caches, connections)
+        cpu_before = cpu_seconds(daphne.pid)
         starts, details, errors, elapsed = asyncio.run(
             load(base, token, ids, args.clients, args.seconds))
+        cpu_used = cpu_seconds(daphne.pid) - cpu_before
     finally:
         daphne.terminate()
         try:
@@ -179,8 +193,13 @@ def main() -> None:
             daphne.wait()
     print(f"{args.clients} clients, {args.seconds:g} s, {args.executions} executions "
           f"seeded, PostgreSQL, one daphne")
+    print(f"reference (a) {ref_a:.0f} tx/s, (b) {ref_b:.0f} ops/s (bench/reference.py)")
     print(report("start", starts, elapsed))
     print(report("detail", details, elapsed))
+    requests = len(starts) + len(details)
+    print(f"requests {requests / elapsed:.1f}/s ({requests / elapsed / ref_a:.3f} x (a)), "
+          f"daphne CPU {cpu_used * 1000 / max(requests, 1):.2f} ms/request "
+          f"({cpu_used / elapsed:.0%} of a core)")
     print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
     log.close()
     server_errors = log_path.read_text().count("Traceback")
