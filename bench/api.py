@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/api.py --pg-db braid_apibench --redis-url redis://127.0.0.1:6379/9
     .venv/bin/python bench/api.py --executions 100000 --clients 50 --seconds 30
+    .venv/bin/python bench/api.py --daphnes 2   # replicas, as deploy/ runs them behind nginx
 
 1. Re-creates the PostgreSQL database `--pg-db`, migrates, publishes a
    three-step workflow and seeds `--executions` executions of it (bulk starts,
    2,000 per transaction; no worker runs, so they stay pending and the table
    is big when measured).
-2. Starts one daphne (`config.asgi:application`, DEBUG off) on a free port,
-   with a user and an API token (scopes read, execute).
+2. Starts `--daphnes` daphne processes (`config.asgi:application`, DEBUG off;
+   default 1) on free ports, with a user and an API token (scopes read,
+   execute). With several, the clients are spread evenly over them (what nginx
+   does in front of deploy/'s replicas).
 3. `--clients` asyncio clients (httpx, keep-alive) each loop for `--seconds`:
    POST /api/v1/executions/ (no wait), then GET /api/v1/executions/{id}/ of a
    random seeded execution. Every answer must be 201 / 200.
@@ -120,12 +123,12 @@ async def one_round(http, ids: list[str], starts: list, details: list, errors: l
         errors.append(f"detail {r.status_code}")
 
 
-async def load(base: str, token: str, ids: list[str], clients: int, seconds: float):
+async def load(bases: list[str], token: str, ids: list[str], clients: int, seconds: float):
     starts, details, errors = [], [], []
     until = time.monotonic() + seconds
     t0 = time.monotonic()
-    await asyncio.gather(*(client(base, token, ids, until, starts, details, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(*(client(bases[i % len(bases)], token, ids, until, starts, details,
+                                  errors) for i in range(clients)))
     return starts, details, errors, time.monotonic() - t0
 
 
@@ -144,6 +147,7 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--daphnes", type=int, default=1)
     args = parser.parse_args()
 
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
@@ -161,45 +165,48 @@ def main() -> None:
           file=sys.stderr)
     ref_a = claim_loop(f"postgresql://postgres@127.0.0.1:5432/{args.pg_db}")
     ref_b = cpu_loop()
-    port = free_port()
+    ports = [free_port() for _ in range(args.daphnes)]
     # daphne's log goes to a file: an unread pipe fills up and then blocks the server.
     log_path = ROOT / "var" / "bench" / "api-daphne.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("w")
-    daphne = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
-                               str(port), "config.asgi:application"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=log)
+    daphnes = [subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
+                                 str(port), "config.asgi:application"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log) for port in ports]
     try:
-        base = f"http://127.0.0.1:{port}"
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
         import httpx
 
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        asyncio.run(load(base, token, ids, 2, 2.0))  # warm-up (caches, connections)
-        cpu_before = cpu_seconds(daphne.pid)
+        for base in bases:
+            for _ in range(100):
+                try:
+                    httpx.get(f"{base}/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        asyncio.run(load(bases, token, ids, 2 * len(bases), 2.0))  # warm-up
+        cpu_before = sum(cpu_seconds(d.pid) for d in daphnes)
         starts, details, errors, elapsed = asyncio.run(
-            load(base, token, ids, args.clients, args.seconds))
-        cpu_used = cpu_seconds(daphne.pid) - cpu_before
+            load(bases, token, ids, args.clients, args.seconds))
+        cpu_used = sum(cpu_seconds(d.pid) for d in daphnes) - cpu_before
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # keep-alive connections it waits on: stop it
-            daphne.kill()
-            daphne.wait()
+        for daphne in daphnes:
+            daphne.terminate()
+        for daphne in daphnes:
+            try:
+                daphne.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # keep-alive connections it waits on: stop it
+                daphne.kill()
+                daphne.wait()
     print(f"{args.clients} clients, {args.seconds:g} s, {args.executions} executions "
-          f"seeded, PostgreSQL, one daphne")
+          f"seeded, PostgreSQL, {args.daphnes} daphne process(es)")
     print(f"reference (a) {ref_a:.0f} tx/s, (b) {ref_b:.0f} ops/s (bench/reference.py)")
     print(report("start", starts, elapsed))
     print(report("detail", details, elapsed))
     requests = len(starts) + len(details)
     print(f"requests {requests / elapsed:.1f}/s ({requests / elapsed / ref_a:.3f} x (a)), "
           f"daphne CPU {cpu_used * 1000 / max(requests, 1):.2f} ms/request "
-          f"({cpu_used / elapsed:.0%} of a core)")
+          f"({cpu_used / elapsed:.0%} of a core over all daphnes)")
     print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
     log.close()
     server_errors = log_path.read_text().count("Traceback")

@@ -248,24 +248,48 @@ def submit(workflow: str, n: int, tag: str, make_input, queue: str = "default") 
 
 
 def w1_latency(n: int, tag: str, queue: str = "default") -> dict:
+    from apps.engine import clock, notify
     from apps.engine.models import Execution
     from apps.engine.start import StartRequest, start_execution, wait_for
 
     samples, bad = [], 0
-    for i in range(n):
-        t0 = time.perf_counter()
-        execution = start_execution(StartRequest(workflow="bench-three-steps", queue=queue,
-                                                 input={"who": f"w{i}"}, client_id=tag))
-        execution = wait_for(execution.pk, 30)
-        samples.append((time.perf_counter() - t0) * 1000)
-        bad += execution.status != "succeeded"
+    asked, returned, woke = {}, {}, {}
+    # Where the client's time beyond the database's goes (PostgreSQL: the listener
+    # thread calls this on each finished execution's notification; SQLite: no push).
+    note_wake = lambda execution_id: woke.setdefault(execution_id, clock.now())  # noqa: E731
+    notify.add_callback(note_wake)
+    try:
+        for i in range(n):
+            at, t0 = clock.now(), time.perf_counter()
+            execution = start_execution(StartRequest(workflow="bench-three-steps", queue=queue,
+                                                     input={"who": f"w{i}"}, client_id=tag))
+            execution = wait_for(execution.pk, 30)
+            samples.append((time.perf_counter() - t0) * 1000)
+            asked[str(execution.pk)], returned[str(execution.pk)] = at, clock.now()
+            bad += execution.status != "succeeded"
+    finally:
+        notify.remove_callback(note_wake)
     samples.sort()
     # The same executions seen from the database: created → finished (no client polling).
-    server = sorted((f - c).total_seconds() * 1000 for c, f in Execution.objects.filter(
-        client_id=tag, finished_at__isnull=False).values_list("created_at", "finished_at"))
-    return {"latency_p50_ms": percentile(samples, 50), "latency_p95_ms": percentile(samples, 95),
-            "latency_max_ms": samples[-1], "server_p50_ms": percentile(server, 50),
-            "server_p95_ms": percentile(server, 95), "failed": bad}
+    rows = list(Execution.objects.filter(client_id=tag, finished_at__isnull=False)
+                .values_list("pk", "created_at", "finished_at"))
+    server = sorted((f - c).total_seconds() * 1000 for _, c, f in rows)
+
+    def p50_ms(pairs) -> float | None:
+        values = sorted((b - a).total_seconds() * 1000 for a, b in pairs)
+        return percentile(values, 50) if values else None
+
+    figures = {"latency_p50_ms": percentile(samples, 50),
+               "latency_p95_ms": percentile(samples, 95),
+               "latency_max_ms": samples[-1], "server_p50_ms": percentile(server, 50),
+               "server_p95_ms": percentile(server, 95), "failed": bad,
+               "gap_start_ms": p50_ms((asked[str(pk)], c) for pk, c, _ in rows)}
+    if woke:
+        figures["gap_finish_ms"] = p50_ms((f, woke[str(pk)]) for pk, _, f in rows
+                                          if str(pk) in woke)
+        figures["gap_return_ms"] = p50_ms((woke[str(pk)], returned[str(pk)]) for pk, _, _ in rows
+                                          if str(pk) in woke)
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def throughput(workflow: str, n: int, tag: str, nodes_each: int, make_input,
@@ -518,7 +542,7 @@ def machine_facts(db: str, processes: str) -> dict:
 
 
 def summarize(runs: list[dict]) -> dict:
-    keys = [k for k in runs[0] if isinstance(runs[0][k], int | float)]
+    keys = [k for k in runs[0] if all(isinstance(r.get(k), int | float) for r in runs)]
     return {k: {"median": statistics.median(r[k] for r in runs),
                 "min": min(r[k] for r in runs), "max": max(r[k] for r in runs),
                 "runs": [r[k] for r in runs]} for k in keys}
@@ -557,6 +581,9 @@ ROWS = {
            ("executions_per_s", "executions/s"), ("nodes_per_s", "nodes/s"),
            *COST_ROWS,
            ("client_over_db_p50_ms", "latency p50 client − in-DB (ms)"),
+           ("gap_start_ms", "  … call → created_at, p50 (ms)"),
+           ("gap_finish_ms", "  … finished_at → notified, p50 (ms)"),
+           ("gap_return_ms", "  … notified → wait returns, p50 (ms)"),
            ("budget_guard_us_per_node", "expression budget guard (µs/node)"),
            ("budget_guard_pct", "  … as % of worker CPU/node"),
            ("failed", "failed executions")],

@@ -37,7 +37,9 @@ def memberships(user) -> dict[int, str]:
         return {}
     cached = getattr(user, "_braid_teams", None)
     if cached is None:
-        cached = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        # No order (the model's, by team, joins the team table): a dict needs none.
+        cached = dict(Membership.objects.filter(user=user).order_by()
+                      .values_list("team_id", "role"))
         user._braid_teams = cached
     return cached
 
