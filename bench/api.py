@@ -3,6 +3,7 @@
     .venv/bin/python bench/api.py --pg-db braid_apibench --redis-url redis://127.0.0.1:6379/9
     .venv/bin/python bench/api.py --executions 100000 --clients 50 --seconds 30
     .venv/bin/python bench/api.py --daphnes 2   # replicas, as deploy/ runs them behind nginx
+    .venv/bin/python bench/api.py --rate 20     # 50 clients offering 20 requests/s together
 
 1. Re-creates the PostgreSQL database `--pg-db`, migrates, publishes a
    three-step workflow and seeds `--executions` executions of it (bulk starts,
@@ -22,6 +23,9 @@
 With C clients in a closed loop, each request waits for the ones ahead of it:
 latency is about C x (server time per request) / (cores the server uses), so
 the CPU per request is the figure to cut, and the percentiles follow it.
+`--rate R` paces the clients to R requests/s together (each waits for its
+turn; one that falls behind goes at once): the percentiles at a load the
+server can carry, rather than at saturation.
 
 No worker runs during the measurement: it measures the API and the database,
 not the engine (the engine's throughput is bench/run.py). Figures on a shared
@@ -95,12 +99,18 @@ print(" ".join(ids))
 
 
 async def client(base: str, token: str, ids: list[str], until: float, starts: list,
-                 details: list, errors: list) -> None:
+                 details: list, errors: list, every_s: float = 0.0) -> None:
+    """Rounds back to back, or (every_s > 0) one round every `every_s` seconds at most."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
+    # Clients with a pace start spread over one period, not all at once.
+    next_at = time.monotonic() + random.uniform(0, every_s)
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
         while time.monotonic() < until:
+            if every_s:
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                next_at = max(next_at + every_s, time.monotonic() - every_s)
             try:
                 await one_round(http, ids, starts, details, errors)
             except httpx.TransportError as exc:  # a timeout counts, and the run goes on
@@ -123,12 +133,14 @@ async def one_round(http, ids: list[str], starts: list, details: list, errors: l
         errors.append(f"detail {r.status_code}")
 
 
-async def load(bases: list[str], token: str, ids: list[str], clients: int, seconds: float):
+async def load(bases: list[str], token: str, ids: list[str], clients: int, seconds: float,
+               rate: float = 0.0):
     starts, details, errors = [], [], []
     until = time.monotonic() + seconds
     t0 = time.monotonic()
+    every_s = 2 * clients / rate if rate else 0.0  # a round is two requests
     await asyncio.gather(*(client(bases[i % len(bases)], token, ids, until, starts, details,
-                                  errors) for i in range(clients)))
+                                  errors, every_s) for i in range(clients)))
     return starts, details, errors, time.monotonic() - t0
 
 
@@ -148,6 +160,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--daphnes", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests/s offered by all clients together (paced); "
+                             "default 0: every client sends its next request at once")
     args = parser.parse_args()
 
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c",
@@ -187,7 +202,7 @@ def main() -> None:
         asyncio.run(load(bases, token, ids, 2 * len(bases), 2.0))  # warm-up
         cpu_before = sum(cpu_seconds(d.pid) for d in daphnes)
         starts, details, errors, elapsed = asyncio.run(
-            load(bases, token, ids, args.clients, args.seconds))
+            load(bases, token, ids, args.clients, args.seconds, args.rate))
         cpu_used = sum(cpu_seconds(d.pid) for d in daphnes) - cpu_before
     finally:
         for daphne in daphnes:
@@ -198,8 +213,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:  # keep-alive connections it waits on: stop it
                 daphne.kill()
                 daphne.wait()
-    print(f"{args.clients} clients, {args.seconds:g} s, {args.executions} executions "
-          f"seeded, PostgreSQL, {args.daphnes} daphne process(es)")
+    pace = f"paced at {args.rate:g} requests/s" if args.rate else "back to back"
+    print(f"{args.clients} clients ({pace}), {args.seconds:g} s, {args.executions} "
+          f"executions seeded, PostgreSQL, {args.daphnes} daphne process(es)")
     print(f"reference (a) {ref_a:.0f} tx/s, (b) {ref_b:.0f} ops/s (bench/reference.py)")
     print(report("start", starts, elapsed))
     print(report("detail", details, elapsed))
