@@ -283,12 +283,15 @@ def w1_latency(n: int, tag: str, queue: str = "default") -> dict:
                "latency_p95_ms": percentile(samples, 95),
                "latency_max_ms": samples[-1], "server_p50_ms": percentile(server, 50),
                "server_p95_ms": percentile(server, 95), "failed": bad,
-               "gap_start_ms": p50_ms((asked[str(pk)], c) for pk, c, _ in rows)}
+               "gap_start_ms": p50_ms((asked[str(pk)], c) for pk, c, _ in rows
+                                      if str(pk) in asked)}
     if woke:
+        # (W4 calls this again with the same tag: only this call's executions count.)
         figures["gap_finish_ms"] = p50_ms((f, woke[str(pk)]) for pk, _, f in rows
-                                          if str(pk) in woke)
-        figures["gap_return_ms"] = p50_ms((woke[str(pk)], returned[str(pk)]) for pk, _, _ in rows
-                                          if str(pk) in woke)
+                                          if str(pk) in woke and str(pk) in asked)
+        figures["gap_return_ms"] = p50_ms((woke[str(pk)], returned[str(pk)])
+                                          for pk, _, _ in rows
+                                          if str(pk) in woke and str(pk) in asked)
     return {k: v for k, v in figures.items() if v is not None}
 
 
