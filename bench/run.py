@@ -575,6 +575,11 @@ def ref_a(report: dict) -> float:
     return statistics.mean(values) if values else float("nan")
 
 
+def ref_b(report: dict) -> float:
+    values = [r["b_ops_per_s"] for r in report["references"].values() if r.get("b_ops_per_s")]
+    return statistics.mean(values) if values else float("nan")
+
+
 ROWS = {
     "W1": [("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
            ("latency_max_ms", "latency max (ms)"),
@@ -640,7 +645,7 @@ def render_text(report: dict) -> str:
         "",
     ]
     db = report["machine"]["db"]
-    a = ref_a(report)
+    a, b = ref_a(report), ref_b(report)
     out.append("Reference points (same run; (a) on PostgreSQL whatever --db)")
     for when, ref in report["references"].items():
         out.append(f"  {when:<7} (a) psycopg SKIP LOCKED claim+update+insert, 2 processes: "
@@ -666,6 +671,11 @@ def render_text(report: dict) -> str:
             verdict = meets(workload, key, db, s["median"], a)
             out.append(f"  {label:<44}{fmt(s['median']):>10}  {span:<22}{ratio:>7}  "
                        f"{(target + ' ' + verdict).strip():<10}")
+            if key.endswith("cpu_workers_ms_per_node") and b == b:
+                # The engine is CPU-bound: its CPU per node in (b)'s operations moves
+                # less between machines and hours than any ratio to (a).
+                out.append(f"  {'  … in (b) operations (CPU s × (b) ops/s)':<44}"
+                           f"{s['median'] * b / 1000:>10.2f}")
         out.append("")
     for tag, frames in report.get("profiles", {}).items():
         out.append(f"py-spy, workers during {tag}: top {len(frames)} frames by self time")
