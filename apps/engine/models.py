@@ -103,7 +103,12 @@ class Execution(models.Model):
 class NodeRun(models.Model):
     """One attempt of one node. Unique per (execution, node, attempt)."""
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE,
+    # No database-level constraint on the execution (here, on events and on logs):
+    # PostgreSQL checks one with a trigger per inserted row, which was 40 % of the
+    # database's statement time in W1 (docs/architecture.md, performance). Every
+    # writer of these rows locks or creates the execution row in the same
+    # transaction, and purge deletes children first (`purge.py`).
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, db_constraint=False,
                                   related_name="node_runs")
     node_id = models.CharField(max_length=64)
     attempt = models.PositiveIntegerField(default=1)
@@ -176,7 +181,8 @@ class NodeRun(models.Model):
 class ExecutionEvent(models.Model):
     """Append-only event log: live progress, reconnect-and-replay, audit."""
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, db_constraint=False,
+                                  related_name="events")
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=48)
     payload = models.JSONField(default=dict, blank=True)
@@ -347,7 +353,8 @@ class NodeRunLog(models.Model):
     A row only for runs that logged, so the hot path of the others writes nothing."""
 
     node_run = models.OneToOneField(NodeRun, on_delete=models.CASCADE, related_name="log")
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, db_constraint=False,
+                                  related_name="+")
     lines = models.JSONField(default=list)
     created_at = models.DateTimeField()
 
