@@ -58,6 +58,9 @@ class Claimed:
     contended: bool = False
     fused: int = 0  # pure runs leased and finished inside the claim
     set_aside: int = 0  # runs parked on a full pool or deferred by a rate limit
+    # Candidates read as READY that another worker ran and committed before the
+    # lock: the work moved on, more may be behind it, so look again at once.
+    stale: int = 0
 
 
 def retrying(fn):
@@ -119,12 +122,14 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
         batch = Batch(worker, now)
         batch.slots = slots
         picked = []
+        stale = 0
         for run_id, execution_id in candidates:
             state = states.get(execution_id)
             run = _find(state, run_id) if state else None
             # Re-checked under the lock: a cancel or a claimer may have moved it.
             if run is None or run.status != R.READY or (run.not_before and run.not_before > now) \
                     or run.queue in paused:
+                stale += state is not None
                 continue
             node_type = state.graph.nodes[run.node_id].type
             picked.append((run, state, rules_for(run.queue, state.execution.definition_id,
@@ -167,7 +172,7 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
         batch.flush()
     if not candidates and not admitted:
         return Claimed([], contended)
-    return Claimed(batch.claimed(), contended, fused, set_aside)
+    return Claimed(batch.claimed(), contended, fused, set_aside, stale)
 
 
 @retrying

@@ -90,7 +90,10 @@ def drain(budget_s: float | None = None) -> int:
             # Pure runs finish inside the claim: they count as work done. Runs set
             # aside (full pool, empty bucket) left the queue: look behind them.
             taken = len(got.claims) + got.fused
-            progressed = taken > 0 or got.set_aside > 0
+            # Stale candidates count as progress: another worker took them between
+            # our read and our lock, and quitting here left one worker draining a
+            # backlog alone (seen in W1: the second worker idle for half the run).
+            progressed = taken > 0 or got.set_aside > 0 or got.stale > 0
             finished += got.fused
             next_claim = 0.0 if taken >= want or contended else now + IDLE_CLAIM_S
             for c in got.claims:
