@@ -242,14 +242,16 @@ class Batch:
     def _committed(self, new_executions) -> Callable[[], None]:
         """The after-commit call for this batch's events (built now: the batch may be reused)."""
         executions = {e.id: e for e in new_executions} | self.executions
-        events = [hooks.CommittedEvent(execution_id=str(e.execution_id), seq=e.seq, type=e.type,
-                                       payload=e.payload, at=e.created_at,
-                                       client_id=getattr(executions.get(e.execution_id),
-                                                         "client_id", "") or "")
-                  for e in self.events]
-        infos = {str(pk): hooks.ExecutionInfo(status=e.status, definition_id=e.definition_id,
-                                              version_id=e.version_id, queue=e.queue,
-                                              client_id=e.client_id or "")
+        # Each execution's id as text and client once, not once per event.
+        keys = {pk: (str(pk), e.client_id or "") for pk, e in executions.items()}
+        unknown = ("", "")
+        events = []
+        for e in self.events:
+            key, client = keys.get(e.execution_id, unknown)
+            events.append(hooks.CommittedEvent(key or str(e.execution_id), e.seq, e.type,
+                                               e.payload, e.created_at, client))
+        infos = {keys[pk][0]: hooks.ExecutionInfo(e.status, e.definition_id, e.version_id,
+                                                  e.queue, keys[pk][1])
                  for pk, e in executions.items()}
         return lambda: hooks.publish(hooks.CommittedBatch(events=events, executions=infos))
 

@@ -45,23 +45,44 @@ def publish(items: list[tuple[str, dict]]) -> None:
     get_publisher().send(items)
 
 
-def messages_for(batch: hooks.CommittedBatch) -> list[tuple[str, dict]]:
-    """One message per execution and group: the batch's events of that execution."""
-    per_execution: dict[str, list] = defaultdict(list)
-    clients: dict[str, str] = {}
+def groups_by_execution(batch: hooks.CommittedBatch) -> dict[str, list[str]]:
+    """Each execution of the batch and the groups its followers join."""
+    found: dict[str, list[str]] = {}
     for event in batch.events:
-        per_execution[event.execution_id].append(
-            {"seq": event.seq, "type": event.type, "payload": event.payload,
-             "at": event.at.isoformat()})
-        clients[event.execution_id] = event.client_id
+        if event.execution_id not in found:
+            found[event.execution_id] = groups.groups_for(event.execution_id, event.client_id)
+    return found
+
+
+def messages_for(batch: hooks.CommittedBatch, followed: set[str] | None = None,
+                 by_execution: dict[str, list[str]] | None = None) -> list[tuple[str, dict]]:
+    """One message per execution and group: the batch's events of that execution.
+
+    With `followed`, only for the groups in it: an execution nobody follows
+    costs no message at all (most of them, most of the time).
+    """
+    by_execution = groups_by_execution(batch) if by_execution is None else by_execution
+    targets = {eid: names if followed is None else [g for g in names if g in followed]
+               for eid, names in by_execution.items()}
+    per_execution: dict[str, list] = defaultdict(list)
+    for event in batch.events:
+        if targets[event.execution_id]:
+            per_execution[event.execution_id].append(
+                {"seq": event.seq, "type": event.type, "payload": event.payload,
+                 "at": event.at.isoformat()})
     return [(group, groups.events_message(eid, events))
-            for eid, events in per_execution.items()
-            for group in groups.groups_for(eid, clients[eid])]
+            for eid, events in per_execution.items() for group in targets[eid]]
 
 
 def publish_committed(batch: hooks.CommittedBatch) -> None:
-    """The after-commit subscriber of the "layer" mode."""
-    publish(messages_for(batch))
+    """The after-commit subscriber of the "layer" mode: the publisher's thread asks
+    which groups have followers, then builds the messages for those only."""
+    from apps.live.publisher import get_publisher
+
+    by_execution = groups_by_execution(batch)
+    get_publisher().send_lazily(
+        {name for names in by_execution.values() for name in names},
+        lambda followed: messages_for(batch, followed, by_execution))
 
 
 def client_of(execution_id: str) -> str:

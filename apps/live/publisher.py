@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 from channels.layers import get_channel_layer
 
@@ -46,29 +47,42 @@ class Publisher:
     async def _send_forever(self) -> None:
         layer = get_channel_layer()
         while True:
-            batches = [await self.queue.get()]
+            entries = [await self.queue.get()]
             while not self.queue.empty():  # everything queued meanwhile, in one pass
-                batches.append(self.queue.get_nowait())
-            items = [item for batch in batches for item in batch]
+                entries.append(self.queue.get_nowait())
             try:
-                followed = await followed_groups(layer, {group for group, _ in items})
+                followed = await followed_groups(
+                    layer, {name for names, _ in entries for name in names})
             except Exception:  # Redis down: followers refill from the table later
-                log.warning("live fan-out of %d message(s) failed", len(items), exc_info=True)
+                log.warning("live fan-out of %d batch(es) failed", len(entries), exc_info=True)
                 followed = set()
-            for group, message in items:
-                if followed is not None and group not in followed:
-                    continue
+            for _, build in entries:
                 try:
-                    await layer.group_send(group, message)
-                except Exception:  # Redis down: followers refill from the table later
-                    log.warning("live fan-out to %s failed", group, exc_info=True)
-            for _ in batches:
+                    items = build(followed)
+                except Exception:
+                    log.exception("live fan-out: building a message failed")
+                    items = []
+                for group, message in items:
+                    if followed is not None and group not in followed:
+                        continue
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception:  # Redis down: followers refill from the table later
+                        log.warning("live fan-out to %s failed", group, exc_info=True)
+            for _ in entries:
                 self.queue.task_done()
 
     def send(self, items: list[tuple[str, dict]]) -> None:
         """Queue (group, message) pairs for sending, in order."""
         if items:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, items)
+            self.send_lazily({group for group, _ in items}, lambda _followed: items)
+
+    def send_lazily(self, names: set[str],
+                    build: Callable[[set[str] | None], list[tuple[str, dict]]]) -> None:
+        """Queue messages for the groups `names`, built on the publisher's thread by
+        `build(followed)` once it knows which of them have followers (None: all)."""
+        if names:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (names, build))
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far is sent (tests, shutdown)."""

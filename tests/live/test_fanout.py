@@ -28,3 +28,16 @@ def test_a_batch_becomes_one_message_per_execution_and_group_in_seq_order():
 def test_group_names_are_valid_for_any_client_id():
     name = groups.client_group("ünïcode client / with spaces " * 10)
     assert len(name) < 100 and name.replace(".", "").replace("-", "").isalnum()
+
+
+def test_only_followed_groups_get_a_message_and_unfollowed_executions_none():
+    batch = CommittedBatch(events=[
+        CommittedEvent("e1", 4, "node.started", {"node": "a"}, AT, "shop"),
+        CommittedEvent("e2", 1, "execution.created", {}, AT, "shop"),
+        CommittedEvent("e3", 1, "execution.created", {}, AT, ""),
+    ])
+    followed = {groups.execution_group("e2")}
+    messages = messages_for(batch, followed)
+    assert [(group, message["execution"]) for group, message in messages] == [
+        (groups.execution_group("e2"), "e2")]
+    assert messages_for(batch, set()) == []
