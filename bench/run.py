@@ -59,7 +59,7 @@ PG_HOST = "postgres://postgres@127.0.0.1:5432/"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SQLITE_DIR = ROOT / "var" / "bench"
 PROBE_DIR = SQLITE_DIR / "probe"
-WORKERS = 2
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 SIZES = {"W1_latency": 200, "W1_throughput": 2000, "W2": 300, "W3": 1000,
          "W4_backlog": 5000, "W4_idle": 50, "W5_fast": 1000, "W5_slow": 500}
 # Set by main(): the bench's database names (--pg-db, --redis-url).
