@@ -117,6 +117,9 @@ def bench_env(db: str) -> dict:
         "BENCH_PROBE_DIR": str(PROBE_DIR),
         "PYTHONUNBUFFERED": "1",
     })
+    # BENCH_BRAID_X=v sets the engine's BRAID_X=v for a trial (the header shows it).
+    env.update({k[len("BENCH_"):]: v for k, v in os.environ.items()
+                if k.startswith("BENCH_BRAID_")})
     if db == "postgres":
         env.update({"DATABASE_URL": PG_HOST + PG_DB, "REDIS_URL": BENCH_REDIS_URL})
     else:
