@@ -134,6 +134,9 @@ BRAID = {
     "WORKERS": env_int("BRAID_WORKERS", 2, minimum=1),
     # Node runs one worker claims at a time (group commit is the lever).
     "CLAIM_BATCH": env_int("BRAID_CLAIM_BATCH", 32, minimum=1),
+    # PostgreSQL: prepare the engine's bulk statements (off behind a pooler that
+    # cannot keep prepared statements, e.g. PgBouncer before 1.21 in transaction mode).
+    "PG_PREPARE": env_bool("BRAID_PG_PREPARE", True),
     # Node runs one worker may have in flight at once (async I/O runs concurrently;
     # threads, processes and event-loop places are bounded per kind below).
     "MAX_INFLIGHT": env_int("BRAID_MAX_INFLIGHT", 256, minimum=1),

@@ -16,6 +16,7 @@ most of a completion transaction).
 
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
@@ -188,7 +189,14 @@ def _pg_cursor():
     import psycopg
 
     connection.ensure_connection()
-    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+    raw = connection.connection
+    if settings.BRAID["PG_PREPARE"] and raw.prepare_threshold != 0:
+        # These statements' text is fixed per table (one array per column), so a
+        # prepared one skips the server's parse and plan on every later commit.
+        # Django leaves psycopg's threshold off; only this server-side-binding
+        # cursor prepares (Django's own cursors bind on the client and never do).
+        raw.prepare_threshold = 0
+    return connection._prepare_cursor(psycopg.Cursor(raw))
 
 
 def _pg_insert(model, objs: list) -> None:

@@ -21,3 +21,27 @@ def test_a_burst_larger_than_one_statement_is_written_in_chunks(monkeypatch):
     assert all(e.node_runs.count() == 1 and e.events.count() == 1 for e in started)
     ids = [r.pk for e in started for r in e.node_runs.all()]
     assert len(set(ids)) == 40
+
+
+def prepared_statements() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_bulk_writes_are_prepared_on_postgresql_unless_turned_off(prepare, settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's; SQLite has no server to keep them")
+    # BRAID_PG_PREPARE=0 is for poolers that cannot keep prepared statements:
+    # then none may be left on the server connection.
+    settings.BRAID = {**settings.BRAID, "PG_PREPARE": prepare}
+    connection.close()  # a fresh connection: nothing prepared by an earlier test
+    start_many([StartRequest(definition=load_example("three_steps"), input={"who": i})
+                for i in range(3)])
+    assert (prepared_statements() > 0) is prepare
+    assert Execution.objects.count() == 3
