@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.db.models import Q
 
-from apps.engine import clock, planning
+from apps.engine import clock, planning, rows
 from apps.engine.capacity import Slots
 from apps.engine.handlers import Result, call_sync, is_pure
 from apps.engine.limits import Admission, needs_admission
@@ -81,6 +81,18 @@ def retrying(fn):
     return wrapper
 
 
+def ready_candidates(now, paused, n: int) -> list[tuple[int, object]]:
+    """(run id, execution id) of up to `n` READY runs, in claim order."""
+    if connection.vendor == "postgresql":
+        return rows.ready_candidates(now, paused, n)
+    ready = NodeRun.objects.filter(status=R.READY).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now))
+    if paused:
+        ready = ready.exclude(queue__in=paused)
+    return list(ready.order_by("-queue_rank", "-priority", "id")
+                .values_list("id", "execution_id")[:n])
+
+
 def _find(state, run_id):
     for run in list(state.latest.values()) + list(state.compensations.values()):
         if run.pk == run_id:
@@ -108,13 +120,8 @@ def claim(worker: str, limit: int, lease_s: float, caps: dict | None = None, *,
         return Claimed([])
     now = clock.now()
     with write_transaction():
-        ready = NodeRun.objects.filter(status=R.READY).filter(
-            Q(not_before__isnull=True) | Q(not_before__lte=now))
         paused = paused_queues()
-        if paused:
-            ready = ready.exclude(queue__in=paused)
-        candidates = list(ready.order_by("-queue_rank", "-priority", "id")
-                          .values_list("id", "execution_id")[: limit * 2])
+        candidates = ready_candidates(now, paused, limit * 2)
         wanted = list(dict.fromkeys(eid for _, eid in candidates))
         executions = lock_free_executions(wanted, limit) if wanted else {}
         contended = len(executions) < min(limit, len(wanted))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.engine import clock, hooks, limits, notify, planning
+from apps.engine import clock, hooks, limits, notify, planning, rows
 from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
@@ -74,6 +74,8 @@ def new_token() -> int:
 
 def lock_executions(ids: Iterable, *, skip_locked: bool = False) -> dict:
     """Lock execution rows in id order (one order everywhere: no deadlocks)."""
+    if connection.vendor == "postgresql":
+        return rows.lock(ids)
     qs = Execution.objects.filter(id__in=list(ids)).order_by("id")
     if connection.features.has_select_for_update:
         qs = qs.select_for_update(skip_locked=skip_locked)
@@ -93,12 +95,7 @@ def lock_free_executions(ids_in_order: list, limit: int) -> dict:
     """
     if not connection.features.has_select_for_update:
         return lock_executions(ids_in_order[:limit])
-    table = connection.ops.quote_name(Execution._meta.db_table)
-    rows = Execution.objects.raw(
-        f"SELECT * FROM {table} WHERE id = ANY(%s) ORDER BY array_position(%s, id) "
-        "LIMIT %s FOR UPDATE SKIP LOCKED", [ids_in_order, ids_in_order, limit])
-    locked = {e.id: e for e in rows}
-    return {eid: locked[eid] for eid in sorted(locked)}
+    return rows.lock_free(ids_in_order, limit)
 
 
 class ExecutionState:
@@ -127,7 +124,9 @@ class ExecutionState:
 
 def load_states(executions: dict) -> dict:
     runs = defaultdict(list)
-    for run in NodeRun.objects.filter(execution_id__in=list(executions)):
+    found = (rows.runs_of(executions) if connection.vendor == "postgresql"
+             else NodeRun.objects.filter(execution_id__in=list(executions)))
+    for run in found:
         runs[run.execution_id].append(run)
     return {eid: ExecutionState(e, runs[eid]) for eid, e in executions.items()}
 
