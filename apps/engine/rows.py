@@ -86,6 +86,19 @@ def lock_free(ids_in_order: list, limit: int) -> dict:
     return {eid: locked[eid] for eid in sorted(locked)}
 
 
+def execution(pk) -> Execution | None:
+    """One execution by primary key (what a waiting client reads when woken)."""
+    try:
+        ids = _uuids([pk])
+    except ValueError:  # not an id at all: there is no such execution
+        return None
+    select, _, _ = _columns(Execution)
+    with _pg_cursor() as cursor:
+        cursor.execute(f"SELECT {select} FROM {_table(Execution)} WHERE id = %b", ids)
+        found = _instances(Execution, cursor.fetchall())
+    return found[0] if found else None
+
+
 def lock(ids) -> dict:
     """Lock these executions in id order (one order everywhere: no deadlocks)."""
     select, _, _ = _columns(Execution)

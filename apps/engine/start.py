@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
-from apps.engine import limits, notify
+from apps.engine import limits, notify, rows
 from apps.engine.errors import InputInvalid, NotFound
 from apps.engine.models import TERMINAL_EXECUTION, Execution
 from apps.engine.transitions import Batch, ExecutionState, update_progress
@@ -295,13 +295,19 @@ def wait_for(execution_id, timeout_s: float) -> Execution:
         while True:
             # The whole row each time: one round trip when it is done (the common
             # case after a wake-up), instead of a status read and then the row.
-            execution = Execution.objects.filter(pk=execution_id).first()
+            execution = read_execution(execution_id)
             if execution is None:
                 raise NotFound(f"no execution {execution_id}")
             left = end - time.monotonic()
             if execution.status in TERMINAL_EXECUTION or left <= 0:
                 return execution
             watch.wait(min(left, notify.RECHECK_S))
+
+
+def read_execution(pk) -> Execution | None:
+    if connection.vendor == "postgresql":
+        return rows.execution(pk)
+    return Execution.objects.filter(pk=pk).first()
 
 
 def run(request: StartRequest, wait: float | None = None) -> Execution:

@@ -116,7 +116,11 @@ _ROUTING_FIELDS = ("id", "current_version_id", "canary_version_id", "canary_perc
 
 def routing_of(slug: str) -> tuple[int, Routing]:
     """(definition id, routing) of a workflow: the one small query a start by slug makes."""
-    row = WorkflowDefinition.objects.filter(slug=slug).values_list(*_ROUTING_FIELDS).first()
+    # Fixed SQL, not the ORM: compiling the query was a third of a start's CPU.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_ROUTING_FIELDS)} FROM "
+                       f"{WorkflowDefinition._meta.db_table} WHERE slug = %s", [slug])
+        row = cursor.fetchone()
     if row is None:
         raise NotFound(f"no workflow {slug!r}")
     return row[0], _routing(slug, row)
