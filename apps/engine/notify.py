@@ -53,8 +53,10 @@ def notify_done(execution_ids: Iterable) -> None:
     """Inside the finishing transaction: tell listeners these executions are done."""
     ids = [str(i) for i in execution_ids]
     if ids and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, x) FROM unnest(%s::text[]) AS x",
+        from apps.engine.bulk import _pg_cursor  # server-side binding: it can be pipelined
+
+        with _pg_cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%b, x) FROM unnest(%b::text[]) AS x",
                            [CHANNEL, ids])
 
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.engine import clock, hooks, limits, notify, planning, rows
-from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row
+from apps.engine.bulk import bulk_insert_values, bulk_update_values, new_row, one_round_trip
 from apps.engine.models import ACTIVE_RUN, TERMINAL_EXECUTION, Execution, ExecutionEvent, NodeRun
 from apps.engine.queues import paused_queues, queue_retry, queue_timeout_s
 from apps.engine.ratelimits import rules_for
@@ -208,7 +208,18 @@ class Batch:
 
     # --- writing -------------------------------------------------------------
     def flush(self, new_executions: list[Execution] = ()) -> None:
-        """Write everything: new executions first (runs and events point at them)."""
+        """Write everything: new executions first (runs and events point at them).
+        On PostgreSQL the writes and the notification go in one round trip."""
+        with one_round_trip():
+            self._write(new_executions)
+        if self.events and hooks.has_subscribers():
+            transaction.on_commit(self._committed(new_executions))
+        if self.freed_slots:
+            from apps.engine.pools import release_parked
+
+            release_parked(self.freed_slots)
+
+    def _write(self, new_executions) -> None:
         if new_executions:
             bulk_insert_values(Execution, list(new_executions))
             for execution in new_executions:
@@ -231,12 +242,6 @@ class Batch:
             bulk_update_values(Execution, list(self.executions.values()), EXECUTION_FIELDS)
         if self.finished:
             notify.notify_done(self.finished)
-        if self.events and hooks.has_subscribers():
-            transaction.on_commit(self._committed(new_executions))
-        if self.freed_slots:
-            from apps.engine.pools import release_parked
-
-            release_parked(self.freed_slots)
 
     def _committed(self, new_executions) -> Callable[[], None]:
         """The after-commit call for this batch's events (built now: the batch may be reused)."""
