@@ -45,3 +45,22 @@ def test_bulk_writes_are_prepared_on_postgresql_unless_turned_off(prepare, setti
                 for i in range(3)])
     assert (prepared_statements() > 0) is prepare
     assert Execution.objects.count() == 3
+
+
+def test_a_failing_statement_in_one_round_trip_raises_and_writes_nothing():
+    from django.db import IntegrityError, transaction
+
+    from apps.engine.bulk import bulk_insert_values, new_row, one_round_trip
+    from apps.engine.models import ExecutionEvent
+
+    (execution,) = start_many([StartRequest(definition=load_example("three_steps"))])
+    before = ExecutionEvent.objects.count()
+    twice = [new_row(ExecutionEvent, execution_id=execution.pk, seq=99, type="x.y",
+                     payload={}, created_at=execution.created_at) for _ in range(2)]
+    with pytest.raises(IntegrityError), transaction.atomic(), one_round_trip():
+        bulk_insert_values(ExecutionEvent, [new_row(
+            ExecutionEvent, execution_id=execution.pk, seq=98, type="x.y", payload={},
+            created_at=execution.created_at)])
+        bulk_insert_values(ExecutionEvent, twice)  # (execution, seq) is unique
+    assert ExecutionEvent.objects.count() == before  # the first insert went too
+    execution.refresh_from_db()  # and the connection is usable again
